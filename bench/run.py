@@ -1,0 +1,192 @@
+"""``make bench``: run the benchmarks and write ``bench/results/``.
+
+Usage: ``python -m bench.run [verify] [auth_check]`` (no names: all of them).
+
+Per benchmark ``<name>``: ``bench/results/<name>.json`` (raw numbers and machine info) and
+``<name>.md`` (tables); then ``bench/results/README.md`` summarises the latest result of every
+benchmark against the issue's targets. Exit status is non-zero when a benchmark was skipped
+(e.g. ``wrk`` missing) or failed; missed performance targets are reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bench import auth_check_bench, verify_bench
+from bench._common import RESULTS_DIR, fmt, md_table, write_results
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    title: str
+    run: Callable[[], dict[str, Any]]
+    to_markdown: Callable[[Mapping[str, Any]], str]
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "verify": Benchmark(
+        "verify",
+        "access-token verify / issue vs peers and the raw-signature floor",
+        verify_bench.run,
+        verify_bench.to_markdown,
+    ),
+    "auth_check": Benchmark(
+        "auth_check",
+        "GET /auth/check on a real server vs an empty-route ceiling",
+        auth_check_bench.run,
+        auth_check_bench.to_markdown,
+    ),
+}
+
+
+def write_readme() -> None:
+    """Summarise the latest ``<name>.json`` of every benchmark in ``results/README.md``."""
+    parts = [
+        "# dojang benchmark results",
+        "",
+        "Latest numbers from `make bench` (`python -m bench.run [name ...]`). Each benchmark "
+        "has its raw data in `<name>.json` and tables in `<name>.md`. Ratios are medians over "
+        "rounds; 'paired' is the median of per-round ratios (cases run back to back, so load "
+        "on this shared machine mostly cancels).",
+    ]
+    rows: list[list[str]] = []
+    details: list[str] = []
+    for name, bench in BENCHMARKS.items():
+        path = RESULTS_DIR / f"{name}.json"
+        if not path.exists():
+            rows.append([name, "not run yet", "", "", "", ""])
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        machine = data["machine"]
+        details.append(
+            f"- [`{name}`]({name}.md) ({bench.title}): {machine['date']}, "
+            f"{machine['cpu_model']}, {machine['nproc']} CPUs, Python {machine['python']}"
+            + (" — **FAILED**, see problems" if data.get("failed") else "")
+        )
+        for s in data["summary"]:
+            rows.append(
+                [
+                    name,
+                    s["metric"],
+                    fmt(s["value"], 3) + "x",
+                    fmt(s["paired"], 3) + "x",
+                    s["target"],
+                    "yes" if s["ok"] else "**NO**",
+                ]
+            )
+        for problem in data.get("problems", []):
+            details.append(f"  - problem: {problem}")
+    parts += [
+        "",
+        "## vs targets",
+        "",
+        md_table(["bench", "metric", "median", "paired", "target", "met"], rows),
+        "",
+        "## runs",
+        "",
+        *details,
+    ]
+    verify_path = RESULTS_DIR / "verify.json"
+    if verify_path.exists():
+        data = json.loads(verify_path.read_text(encoding="utf-8"))
+        parts += [
+            "",
+            "## headline numbers (µs/op, median)",
+            "",
+            md_table(
+                ["alg", "floor", "dojang", *verify_bench.PEERS, "dojang issue", "raw sign"],
+                [
+                    [
+                        r["alg"],
+                        *(
+                            fmt(r["verify"][k]["median_us"])
+                            if "median_us" in r["verify"].get(k, {})
+                            else "unsupported"
+                            for k in ("floor", "dojang", *verify_bench.PEERS)
+                        ),
+                        fmt(r["issue"]["dojang"]["median_us"]),
+                        fmt(r["issue"]["floor (raw sign)"]["median_us"]),
+                    ]
+                    for r in data["results"]
+                ],
+            ),
+            "",
+            "Sessions vs JWT on the wire: "
+            + "; ".join(f"{k}: {v}" for k, v in data["sizes"].items())
+            + ".",
+        ]
+    auth_path = RESULTS_DIR / "auth_check.json"
+    if auth_path.exists():
+        data = json.loads(auth_path.read_text(encoding="utf-8"))
+        rows = []
+        for v in data["variants"]:
+            for target in ("dojang", "ceiling"):
+                m = v["median"][target]
+                rows.append(
+                    [
+                        v["variant"]["name"],
+                        target,
+                        fmt(m["requests_per_s"], 0),
+                        fmt(m["p50_ms"]),
+                        fmt(m["p99_ms"]),
+                    ]
+                )
+        parts += [
+            "",
+            "## /auth/check (wrk, medians)",
+            "",
+            md_table(["variant", "server", "req/s", "p50 ms", "p99 ms"], rows),
+            "",
+            data["setup"]["note"],
+        ]
+    (RESULTS_DIR / "README.md").write_text("\n".join(parts) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the named benchmarks (all by default); return the process exit status."""
+    names = list(sys.argv[1:] if argv is None else argv) or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+        return 2
+    status = 0
+    for name in names:
+        bench = BENCHMARKS[name]
+        print(f"== {name}: {bench.title}", flush=True)
+        started = time.monotonic()
+        try:
+            data = bench.run()
+        except auth_check_bench.WrkMissing as exc:
+            print(f"SKIPPED {name}: {exc} (Debian/Ubuntu: `apt-get install wrk`)")
+            status = 1
+            continue
+        except Exception:  # report and go on with the other benchmarks
+            traceback.print_exc()
+            print(f"FAILED {name}")
+            status = 1
+            continue
+        data["elapsed_s"] = round(time.monotonic() - started, 1)
+        json_path, md_path = write_results(name, data, bench.to_markdown(data))
+        for s in data["summary"]:
+            verdict = "ok" if s["ok"] else "MISSED"
+            print(f"  {s['metric']}: {s['value']:.3f}x (target {s['target']}) {verdict}")
+        for problem in data.get("problems", []):
+            print(f"  problem: {problem}")
+        if data.get("failed"):
+            print(f"FAILED {name} (see problems in {md_path})")
+            status = 1
+        print(f"  wrote {json_path} and {md_path} in {data['elapsed_s']} s", flush=True)
+    write_readme()
+    print(f"summary: {RESULTS_DIR / 'README.md'}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,485 @@
+"""The ``dojang`` command line: init, serve, users, sessions, keys.
+
+Every command loads the same validated ``Settings`` as the server; configuration mistakes
+print one clear message per problem and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dojang.config import Settings, load_settings
+from dojang.errors import DojangError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="dojang: session-first authentication server."
+)
+users_app = typer.Typer(no_args_is_help=True, help="Manage user accounts.")
+sessions_app = typer.Typer(no_args_is_help=True, help="Inspect and end sessions.")
+keys_app = typer.Typer(no_args_is_help=True, help="Signing keys: list, rotate, retire.")
+app.add_typer(users_app, name="users")
+app.add_typer(sessions_app, name="sessions")
+clients_app = typer.Typer(no_args_is_help=True, help="Service clients (OAuth 2.0).")
+audiences_app = typer.Typer(no_args_is_help=True, help="APIs that accept dojang tokens.")
+app.add_typer(keys_app, name="keys")
+app.add_typer(clients_app, name="clients")
+app.add_typer(audiences_app, name="audiences")
+
+out = Console()
+err = Console(stderr=True)
+
+DataDirOpt = typer.Option(None, "--data-dir", help="Data directory (DOJANG_DATA_DIR).")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _settings(**flags: Any) -> Settings:
+    try:
+        return load_settings(flags)
+    except DojangError as exc:
+        _fail(str(exc))
+        raise AssertionError("unreachable") from None
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except DojangError as exc:
+        _fail(str(exc), 1)
+        raise AssertionError("unreachable") from None
+
+
+async def _with_services(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
+    from dojang.server.services import build_services
+
+    svc = await build_services(settings)
+    try:
+        return await fn(svc)
+    finally:
+        await svc.close()
+
+
+def _read_password(from_stdin: bool, confirm: bool = True) -> str:
+    """Passwords come from a prompt or stdin, never from argv (argv is visible in ``ps``)."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Repeat password: ") != first:
+        _fail("passwords do not match")
+    return first
+
+
+# --- init / serve -----------------------------------------------------------------------------
+
+
+@app.command()
+def init(data_dir: Path | None = DataDirOpt) -> None:
+    """Create the data directory, the database (migrated) and the signing keys."""
+    settings = _settings(data_dir=data_dir)
+
+    async def go(svc: Any) -> None:
+        return None
+
+    _run(_with_services(settings, go))
+    out.print(
+        f"initialised {settings.data_dir.resolve()} "
+        f"(database {settings.effective_database_url.split('://', 1)[0]})"
+    )
+
+
+DEMO_USER = "demo"
+DEMO_AUDIENCE = "demo-api"
+DEMO_SCOPES = "demo:read demo:write"
+
+
+async def ensure_demo_user(svc: Any, data_dir: Path) -> str:
+    """Create the demo user once; keep its password in ``<data dir>/demo-password`` (0600)."""
+    path = data_dir / "demo-password"
+    password = path.read_text().strip() if path.exists() else None
+    user = await svc.accounts.get_by_username(DEMO_USER)
+    if user is None or password is None:
+        password = secrets.token_urlsafe(12)
+        if user is None:
+            await svc.accounts.create_user(DEMO_USER, password)
+        else:
+            await svc.accounts.set_password(DEMO_USER, password)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+    if await svc.clients.get_audience(DEMO_AUDIENCE) is None:
+        await svc.clients.add_audience(DEMO_AUDIENCE, DEMO_SCOPES)
+    return password
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, "--host", help="Bind address (DOJANG_HOST)."),
+    port: int | None = typer.Option(None, "--port", help="Port (DOJANG_PORT)."),
+    public_url: str | None = typer.Option(None, "--public-url", help="DOJANG_PUBLIC_URL"),
+    data_dir: Path | None = DataDirOpt,
+    workers: int | None = typer.Option(None, "--workers", help="Worker processes."),
+    demo: bool = typer.Option(False, "--demo", help="Create and print a demo user."),
+) -> None:
+    """Serve dojang (initialises the data directory on first run)."""
+    import uvicorn
+
+    settings = _settings(
+        host=host,
+        port=port,
+        public_url=public_url,
+        data_dir=data_dir,
+        workers=workers,
+        demo=demo or None,
+    )
+
+    async def prepare(svc: Any) -> str | None:
+        if settings.demo:
+            return await ensure_demo_user(svc, settings.data_dir)
+        return None
+
+    # Migrations and keys are prepared once here, before any worker starts.
+    demo_password = _run(_with_services(settings, prepare))
+    if demo_password is not None:
+        out.print(f"demo user: {DEMO_USER}", highlight=False)
+        out.print(f"demo password: {demo_password}", highlight=False)
+    out.print(
+        f"dojang listening on {settings.public_url} (data in {settings.data_dir.resolve()})",
+        highlight=False,
+    )
+    common: dict[str, Any] = dict(
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=False,
+        server_header=False,
+        access_log=False,
+    )
+    if settings.workers == 1:
+        from dojang.server import create_app
+
+        uvicorn.run(create_app(settings), **common)
+        return
+    # Several workers re-read the settings from the environment: pass the flags through it.
+    for key, value in dict(
+        host=host, port=port, public_url=public_url, data_dir=data_dir, workers=workers
+    ).items():
+        if value is not None:
+            os.environ[f"DOJANG_{key.upper()}"] = str(value)
+    uvicorn.run(
+        "dojang.server.factory:app_from_env", factory=True, workers=settings.workers, **common
+    )
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from stdin."
+    ),
+    data_dir: Path | None = DataDirOpt,
+) -> None:
+    """Create a user; the password is prompted for (or read from stdin)."""
+    settings = _settings(data_dir=data_dir)
+    password = _read_password(password_stdin)
+    user = _run(_with_services(settings, lambda s: s.accounts.create_user(username, password)))
+    out.print(f"created user {user.username} (id {user.id})", highlight=False)
+
+
+@users_app.command("list")
+def users_list(data_dir: Path | None = DataDirOpt) -> None:
+    """List users."""
+    settings = _settings(data_dir=data_dir)
+    users = _run(_with_services(settings, lambda s: s.accounts.list_users()))
+    table = Table("id", "username", "status", "created")
+    for u in users:
+        table.add_row(
+            u.id, u.username, "disabled" if u.disabled else "active", _fmt_time(u.created_at)
+        )
+    out.print(table)
+
+
+@users_app.command("disable")
+def users_disable(username: str, data_dir: Path | None = DataDirOpt) -> None:
+    """Disable a user and end every one of their sessions."""
+    settings = _settings(data_dir=data_dir)
+
+    async def go(svc: Any) -> int:
+        user = await svc.accounts.get_by_username(username)
+        live = len(await svc.sessions.list_for_user(user.id)) if user else 0
+        await svc.accounts.disable(username)  # ends every session through the accounts hook
+        return live
+
+    ended = _run(_with_services(settings, go))
+    out.print(f"disabled {username}; ended {ended} session(s)", highlight=False)
+
+
+@users_app.command("enable")
+def users_enable(username: str, data_dir: Path | None = DataDirOpt) -> None:
+    """Enable a disabled user."""
+    settings = _settings(data_dir=data_dir)
+    _run(_with_services(settings, lambda s: s.accounts.enable(username)))
+    out.print(f"enabled {username}", highlight=False)
+
+
+@users_app.command("set-password")
+def users_set_password(
+    username: str,
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from stdin."
+    ),
+    data_dir: Path | None = DataDirOpt,
+) -> None:
+    """Change a user's password; every session of that user ends."""
+    settings = _settings(data_dir=data_dir)
+    password = _read_password(password_stdin)
+
+    async def go(svc: Any) -> int:
+        user = await svc.accounts.get_by_username(username)
+        live = len(await svc.sessions.list_for_user(user.id)) if user else 0
+        await svc.accounts.set_password(username, password)  # the hook ends every session
+        return live
+
+    ended = _run(_with_services(settings, go))
+    out.print(f"password changed for {username}; ended {ended} session(s)", highlight=False)
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+@sessions_app.command("list")
+def sessions_list(username: str, data_dir: Path | None = DataDirOpt) -> None:
+    """List a user's live sessions."""
+    settings = _settings(data_dir=data_dir)
+
+    async def go(svc: Any) -> list[Any]:
+        user = await svc.accounts.get_by_username(username)
+        if user is None:
+            _fail(f"no user {username!r}", 1)
+        result: list[Any] = await svc.sessions.list_for_user(user.id)
+        return result
+
+    sessions = _run(_with_services(settings, go))
+    table = Table("sid", "created", "last seen", "expires", "ip", "user agent")
+    for s in sessions:
+        table.add_row(
+            s.sid,
+            _fmt_time(s.created_at),
+            _fmt_time(s.last_seen),
+            _fmt_time(s.expires_at),
+            s.ip or "",
+            (s.user_agent or "")[:40],
+        )
+    out.print(table)
+
+
+@sessions_app.command("revoke")
+def sessions_revoke(sid: str, data_dir: Path | None = DataDirOpt) -> None:
+    """End a session by its public id."""
+    settings = _settings(data_dir=data_dir)
+    ended = _run(_with_services(settings, lambda s: s.sessions.revoke(sid)))
+    if not ended:
+        _fail(f"no live session {sid!r}", 1)
+    out.print(f"ended session {sid}", highlight=False)
+
+
+# --- audiences and clients -------------------------------------------------------------------
+
+
+@audiences_app.command("add")
+def audiences_add(
+    name: str,
+    scopes: str = typer.Option(
+        "", "--scopes", help='Space-separated scopes, e.g. "orders:read orders:write".'
+    ),
+    data_dir: Path | None = DataDirOpt,
+) -> None:
+    """Register an API that accepts dojang access tokens."""
+    settings = _settings(data_dir=data_dir)
+    aud = _run(_with_services(settings, lambda s: s.clients.add_audience(name, scopes)))
+    out.print(
+        f"audience {aud.name} with scopes: {' '.join(sorted(aud.scopes)) or '(none)'}",
+        highlight=False,
+    )
+
+
+@audiences_app.command("list")
+def audiences_list(data_dir: Path | None = DataDirOpt) -> None:
+    """List registered audiences."""
+    settings = _settings(data_dir=data_dir)
+    table = Table("audience", "scopes")
+    for aud in _run(_with_services(settings, lambda s: s.clients.list_audiences())):
+        table.add_row(aud.name, " ".join(sorted(aud.scopes)))
+    out.print(table)
+
+
+@audiences_app.command("remove")
+def audiences_remove(name: str, data_dir: Path | None = DataDirOpt) -> None:
+    """Remove an audience: no new tokens are minted for it."""
+    settings = _settings(data_dir=data_dir)
+    if not _run(_with_services(settings, lambda s: s.clients.remove_audience(name))):
+        _fail(f"no audience {name!r}", 1)
+    out.print(f"removed audience {name}", highlight=False)
+
+
+def _parse_grants(grants: list[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for grant in grants:
+        audience, sep, scopes = grant.partition("=")
+        if not sep or not audience:
+            _fail(f'--grant takes AUDIENCE="scope scope", got {grant!r}')
+        parsed[audience] = scopes
+    return parsed
+
+
+@clients_app.command("add")
+def clients_add(
+    name: str,
+    grant: list[str] = typer.Option(  # noqa: B008 - typer's documented list option form
+        [], "--grant", help='AUDIENCE="scopes" the client may request (repeatable).'
+    ),
+    serves: str | None = typer.Option(
+        None, "--serves", help="The audience this client runs (enables token exchange)."
+    ),
+    data_dir: Path | None = DataDirOpt,
+) -> None:
+    """Register a service client; its secret is printed once and stored hashed."""
+    settings = _settings(data_dir=data_dir)
+    grants = _parse_grants(grant)
+    client, secret = _run(
+        _with_services(settings, lambda s: s.clients.add_client(name, grants=grants, serves=serves))
+    )
+    out.print(f"client_id: {client.client_id}", highlight=False)
+    out.print(f"client_secret: {secret}", highlight=False)
+    err.print("The secret is shown only now; dojang keeps only its hash.", highlight=False)
+
+
+@clients_app.command("list")
+def clients_list(data_dir: Path | None = DataDirOpt) -> None:
+    """List service clients (never their secrets)."""
+    settings = _settings(data_dir=data_dir)
+    table = Table("client_id", "name", "serves", "grants")
+    for c in _run(_with_services(settings, lambda s: s.clients.list_clients())):
+        grants = "; ".join(f"{a}: {' '.join(sorted(sc))}" for a, sc in sorted(c.grants.items()))
+        table.add_row(c.client_id, c.name, c.serves or "", grants)
+    out.print(table)
+
+
+@clients_app.command("remove")
+def clients_remove(name: str, data_dir: Path | None = DataDirOpt) -> None:
+    """Remove a client by name or id; its secret stops working at once."""
+    settings = _settings(data_dir=data_dir)
+    if not _run(_with_services(settings, lambda s: s.clients.remove_client(name))):
+        _fail(f"no client {name!r}", 1)
+    out.print(f"removed client {name}", highlight=False)
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def _keyset_path(settings: Settings) -> Path:
+    path = settings.keys_path
+    if not path.exists():
+        _fail(f"no key file at {path}; run `dojang init` first", 1)
+    return path
+
+
+@keys_app.command("list")
+def keys_list(data_dir: Path | None = DataDirOpt) -> None:
+    """List signing keys with their state (next, active, retired)."""
+    from dojang.jose import KeySet
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        keyset = KeySet.load(_keyset_path(settings))
+    except DojangError as exc:
+        _fail(str(exc), 1)
+        return
+    table = Table("kid", "alg", "state", "created", "retire after")
+    for row in keyset.describe():
+        retire = row.get("retire_after")
+        table.add_row(
+            str(row["kid"]),
+            str(row["alg"]),
+            str(row["state"]),
+            _fmt_time(_num(row.get("created_at"))),
+            _fmt_time(_num(retire)) if retire else "",
+        )
+    out.print(table)
+
+
+@keys_app.command("rotate")
+def keys_rotate(data_dir: Path | None = DataDirOpt) -> None:
+    """Promote the published next key to active; the old active key is retired."""
+    import time
+
+    from dojang.jose import KeySet
+
+    settings = _settings(data_dir=data_dir)
+    path = _keyset_path(settings)
+    try:
+        keyset = KeySet.load(path)
+        now = time.time()
+        # Retired keys stay published until every token they signed has expired.
+        new = keyset.rotate(now=now, keep_for=float(settings.access_token_ttl) + 300)
+        keyset.add_next(now=now)
+        keyset.save(path)
+    except DojangError as exc:
+        _fail(str(exc), 1)
+        return
+    out.print(f"active key is now {new.kid}; restart or signal servers to reload", highlight=False)
+
+
+@keys_app.command("retire")
+def keys_retire(kid: str, data_dir: Path | None = DataDirOpt) -> None:
+    """Retire a key now (it stays published until its tokens have expired)."""
+    import time
+
+    from dojang.jose import KeySet
+
+    settings = _settings(data_dir=data_dir)
+    path = _keyset_path(settings)
+    try:
+        keyset = KeySet.load(path)
+        keyset.retire(kid, now=time.time(), keep_for=float(settings.access_token_ttl) + 300)
+        keyset.save(path)
+    except DojangError as exc:
+        _fail(str(exc), 1)
+        return
+    out.print(f"retired {kid}", highlight=False)
+
+
+def _num(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def main() -> None:
+    """Entry point for the ``dojang`` script."""
+    app()

@@ -1,0 +1,340 @@
+"""``KeySet``: an ordered set of keys with rotation states, a key file and a public JWKS.
+
+Rotation (DESIGN.md "Key rotation"): a *next* key is published in the JWKS before it signs, so
+every verifier has it cached by the time it becomes *active*; the old active key becomes
+*retired* and stays published until ``retire_after`` (the longest lifetime of a token it
+signed), then ``purge`` drops it. Verifiers look keys up by ``kid`` only, never by trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast
+
+from dojang.errors import DojangError, InvalidToken, KeyFileError, MalformedToken, UnknownKey
+from dojang.jose._json import parse_json_object
+from dojang.jose.algorithms import SIGNING_ALGORITHMS
+from dojang.jose.jwk import PRIVATE_MEMBERS, Key
+
+__all__ = ["MAX_JWKS_KEYS", "KeySet", "KeyState"]
+
+KeyState = Literal["next", "active", "retired", "published"]
+_FILE_STATES = frozenset({"next", "active", "retired"})
+_FILE_VERSION = 1
+MAX_JWKS_KEYS = 64
+_SELF_TEST = b"dojang key self-test"
+
+
+@dataclass
+class _Entry:
+    key: Key
+    state: KeyState
+    created_at: float
+    retire_after: float | None = None
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class KeySet:
+    """Keys by ``kid`` with rotation states ``next``, ``active`` and ``retired``.
+
+    Key sets built by ``from_jwks`` hold public keys in state ``published``: they verify but
+    never sign. ``rejected`` lists why hostile JWKS entries were skipped.
+    """
+
+    __slots__ = ("_by_kid", "_entries", "rejected")
+
+    def __init__(self) -> None:
+        """Create an empty key set; use ``generate``, ``load`` or ``from_jwks``."""
+        self._entries: list[_Entry] = []
+        self._by_kid: dict[str, _Entry] = {}
+        self.rejected: list[str] = []
+
+    def __repr__(self) -> str:
+        states = ", ".join(f"{e.key.kid}:{e.state}" for e in self._entries)
+        return f"KeySet([{states}])"
+
+    def _add(self, entry: _Entry) -> None:
+        if entry.key.kid in self._by_kid:
+            raise KeyFileError(f"duplicate kid {entry.key.kid!r}")
+        self._entries.append(entry)
+        self._by_kid[entry.key.kid] = entry
+
+    # --- construction --------------------------------------------------------------------
+
+    @classmethod
+    def generate(cls, alg: str = "EdDSA", *, now: float = 0.0) -> KeySet:
+        """Return a key set with one freshly generated active key."""
+        keyset = cls()
+        keyset._add(_Entry(Key.generate(alg), "active", float(now)))
+        return keyset
+
+    @classmethod
+    def from_jwks(cls, jwks: Mapping[str, object]) -> KeySet:
+        """Import a JWKS document for verification, rejecting hostile entries one by one.
+
+        An entry is skipped (reason appended to ``rejected``) when it carries private members,
+        is symmetric, has an unknown kty/crv, lacks ``kid`` or ``alg``, has ``use`` other than
+        ``sig``, is weak RSA or an off-curve EC point. Duplicate kids reject every entry with
+        that kid (an ambiguous kid must never pick "the first one"). MalformedToken when the
+        document is not ``{"keys": [...]}``.
+        """
+        keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
+        if not isinstance(keys, list):
+            raise MalformedToken('JWKS must be an object with a "keys" array')
+        keyset = cls()
+        accepted: dict[str, tuple[str, Key]] = {}
+        duplicates: set[str] = set()
+        dup_reason = "duplicate kid; every key with it is rejected"
+        for index, entry in enumerate(keys):
+            if index >= MAX_JWKS_KEYS:
+                keyset.rejected.append(f"keys[{index}:]: more than {MAX_JWKS_KEYS} keys")
+                break
+            label = f"keys[{index}]"
+            if isinstance(entry, Mapping) and isinstance(entry.get("kid"), str):
+                label += f" (kid {entry['kid']!r:.70})"
+            try:
+                key = _import_public(entry)
+            except InvalidToken as exc:
+                keyset.rejected.append(f"{label}: {exc}")
+                continue
+            if key.kid in accepted or key.kid in duplicates:
+                first = accepted.pop(key.kid, None)
+                if first is not None:
+                    keyset.rejected.append(f"{first[0]}: {dup_reason}")
+                duplicates.add(key.kid)
+                keyset.rejected.append(f"{label}: {dup_reason}")
+                continue
+            accepted[key.kid] = (label, key)
+        for _, key in accepted.values():
+            keyset._add(_Entry(key, "published", 0.0))
+        return keyset
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> KeySet:
+        """Load a key file written by ``save``; KeyFileError naming the file on any problem.
+
+        Every private key is self-tested (sign, then verify with the public key from the file)
+        so a mismatched or wrong-curve key refuses to start instead of minting bad tokens.
+        """
+        name = os.fspath(path)
+        try:
+            data = Path(name).read_bytes()
+        except OSError as exc:
+            raise KeyFileError(f"{name}: cannot read key file ({exc.strerror})") from None
+        try:
+            document = parse_json_object(data, "key file")
+        except MalformedToken as exc:
+            raise KeyFileError(f"{name}: corrupt key file: {exc}") from None
+        keyset = cls()
+        try:
+            keyset._load_document(document)
+        except DojangError as exc:
+            raise KeyFileError(f"{name}: {exc}") from None
+        return keyset
+
+    def _load_document(self, document: dict[str, object]) -> None:
+        if document.get("version") != _FILE_VERSION:
+            raise KeyFileError(f"unsupported key file version (expected {_FILE_VERSION})")
+        entries = document.get("keys")
+        if not isinstance(entries, list) or not entries:
+            raise KeyFileError('key file must have a non-empty "keys" array')
+        for index, raw in enumerate(entries):
+            if not isinstance(raw, dict):
+                raise KeyFileError(f"keys[{index}] is not an object")
+            state, created_at, retire_after = (
+                raw.get("state"),
+                raw.get("created_at"),
+                raw.get("retire_after"),
+            )
+            if state not in _FILE_STATES:
+                raise KeyFileError(f"keys[{index}]: state must be next, active or retired")
+            if not _is_time(created_at) or not (retire_after is None or _is_time(retire_after)):
+                raise KeyFileError(f"keys[{index}]: created_at/retire_after must be numbers")
+            if state == "retired" and retire_after is None:
+                raise KeyFileError(f"keys[{index}]: a retired key needs retire_after")
+            jwk = raw.get("jwk")
+            try:
+                key = Key.from_jwk(jwk if isinstance(jwk, dict) else {})
+            except InvalidToken as exc:
+                raise KeyFileError(f"keys[{index}]: {exc}") from None
+            if not key.is_private or not key.verify(key.sign(_SELF_TEST), _SELF_TEST):
+                raise KeyFileError(f"keys[{index}] (kid {key.kid!r}) failed its self-test")
+            self._add(
+                _Entry(
+                    key,
+                    cast(KeyState, state),
+                    float(cast(float, created_at)),
+                    None if retire_after is None else float(cast(float, retire_after)),
+                )
+            )
+        counts = {s: sum(e.state == s for e in self._entries) for s in ("active", "next")}
+        if counts["active"] > 1 or counts["next"] > 1:
+            raise KeyFileError("key file has more than one active or next key")
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the private key file atomically (temp file + ``os.replace``), mode 0600."""
+        if any(e.state == "published" or not e.key.is_private for e in self._entries):
+            raise KeyFileError("only a key set of private keys can be saved")
+        document = {
+            "version": _FILE_VERSION,
+            "keys": [
+                {
+                    "jwk": e.key.private_jwk(),
+                    "state": e.state,
+                    "created_at": e.created_at,
+                    "retire_after": e.retire_after,
+                }
+                for e in self._entries
+            ],
+        }
+        data = json.dumps(document, indent=2).encode("utf-8") + b"\n"
+        target = Path(os.fspath(path))
+        try:
+            # mkstemp creates the file 0600 from the start: the keys are never world-readable,
+            # not even for an instant, and a crash leaves either the old or the new file.
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise KeyFileError(f"{target}: cannot write key file ({exc.strerror})") from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise KeyFileError(f"{target}: cannot write key file ({exc.strerror})") from None
+
+    # --- lookup ---------------------------------------------------------------------------
+
+    @property
+    def active(self) -> Key:
+        """The key that signs now; KeyFileError if there is none."""
+        for entry in self._entries:
+            if entry.state == "active":
+                return entry.key
+        raise KeyFileError("the key set has no active signing key")
+
+    def get(self, kid: str) -> Key:
+        """Return the key with ``kid`` (any state); UnknownKey if absent."""
+        entry = self._by_kid.get(kid)
+        if entry is None:
+            raise UnknownKey(f"no trusted key with kid {kid!r:.70}")
+        return entry.key
+
+    def __contains__(self, kid: object) -> bool:
+        return isinstance(kid, str) and kid in self._by_kid
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def keys(self) -> list[Key]:
+        """All keys, in insertion order."""
+        return [e.key for e in self._entries]
+
+    def public_jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The JWKS to publish: active, next, then retired keys not yet purged.
+
+        Each entry is built from the public key object, so private members cannot leak.
+        """
+        order = {"active": 0, "next": 1, "published": 1, "retired": 2}
+        ranked = sorted(self._entries, key=lambda e: order[e.state])
+        return {"keys": [e.key.public_jwk() for e in ranked]}
+
+    def describe(self) -> list[dict[str, object]]:
+        """Rows for ``dojang keys list``: kid, alg, state, created_at, retire_after."""
+        return [
+            {
+                "kid": e.key.kid,
+                "alg": e.key.alg,
+                "state": e.state,
+                "created_at": e.created_at,
+                "retire_after": e.retire_after,
+            }
+            for e in self._entries
+        ]
+
+    # --- rotation -------------------------------------------------------------------------
+
+    def add_next(self, alg: str | None = None, *, now: float) -> Key:
+        """Generate and publish the *next* key (it verifies, but does not sign yet).
+
+        ``alg`` defaults to the active key's algorithm. KeyFileError if a next key exists.
+        """
+        if any(e.state == "next" for e in self._entries):
+            raise KeyFileError("a next key already exists; rotate first")
+        if alg is None:
+            active = [e.key.alg for e in self._entries if e.state == "active"]
+            alg = active[0] if active else "EdDSA"
+        if alg not in SIGNING_ALGORITHMS:
+            raise KeyFileError(f"cannot generate signing keys for {alg!r:.40}")
+        key = Key.generate(alg)
+        self._add(_Entry(key, "next", float(now)))
+        return key
+
+    def rotate(self, *, now: float, keep_for: float = 900.0) -> Key:
+        """Promote *next* to *active* (creating a next key first if none) and retire the old
+        active key until ``now + keep_for``. Returns the new active key.
+
+        ``keep_for`` must cover the longest lifetime of any token the old key signed.
+        """
+        upcoming = next((e for e in self._entries if e.state == "next"), None)
+        if upcoming is None:
+            self.add_next(now=now)
+            upcoming = self._entries[-1]
+        for entry in self._entries:
+            if entry.state == "active":
+                entry.state = "retired"
+                entry.retire_after = float(now) + keep_for
+        upcoming.state = "active"
+        return upcoming.key
+
+    def retire(self, kid: str, *, now: float, keep_for: float) -> None:
+        """Retire ``kid`` until ``now + keep_for`` (0 for a compromised key, then purge).
+
+        Retiring the active key leaves no signer until ``rotate``. UnknownKey if absent.
+        """
+        entry = self._by_kid.get(kid)
+        if entry is None:
+            raise UnknownKey(f"no key with kid {kid!r:.70}")
+        entry.state = "retired"
+        entry.retire_after = float(now) + keep_for
+
+    def purge(self, *, now: float) -> list[str]:
+        """Drop retired keys whose ``retire_after`` has passed; return their kids."""
+        gone = [
+            e
+            for e in self._entries
+            if e.state == "retired" and e.retire_after is not None and e.retire_after <= now
+        ]
+        for entry in gone:
+            self._entries.remove(entry)
+            del self._by_kid[entry.key.kid]
+        return [e.key.kid for e in gone]
+
+
+def _import_public(entry: object) -> Key:
+    """One JWKS entry, with the extra rules that apply to documents fetched from elsewhere."""
+    if not isinstance(entry, Mapping):
+        raise MalformedToken("JWK: entry is not an object")
+    leaked = sorted(PRIVATE_MEMBERS & entry.keys())
+    if leaked:
+        # A JWKS is public: private members mean a leaked key (or a confused publisher).
+        raise MalformedToken(f"JWK: private member {leaked[0]!r} in a public key set")
+    if entry.get("kty") == "oct":
+        raise MalformedToken("JWK: symmetric 'oct' keys are never accepted")
+    if "alg" not in entry:
+        raise MalformedToken("JWK: 'alg' is missing")
+    return Key.from_jwk(entry)

@@ -1,0 +1,167 @@
+"""Assemble the ASGI application.
+
+Layers, outermost first: security headers → body/route dispatch (``/auth/check`` goes straight
+to its lean handler) → FastAPI (pages, JSON API, OpenAPI) with one uniform error mapping.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+
+from dojang.config import Settings
+from dojang.errors import DojangError
+from dojang.server.forward_auth import ForwardAuth
+from dojang.server.headers import SecurityHeadersMiddleware
+from dojang.server.pages import STATIC, render
+from dojang.server.responses import HTTPError, dojang_error_response, error_response
+from dojang.server.routes import api_sessions, ops, pages, tokens
+from dojang.server.services import Services, build_services
+from dojang.server.types import Receive, Scope, Send
+
+log = logging.getLogger("dojang.server")
+
+_MACHINE_PREFIXES = ("/api/", "/oauth2/", "/auth/", "/.well-known/", "/events/", "/openapi")
+
+
+def _wants_page(request: Request) -> bool:
+    """Browsers navigating our pages get an HTML error page; everything else gets JSON."""
+    if request.url.path.startswith(_MACHINE_PREFIXES):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _error(
+    request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> Response:
+    if _wants_page(request):
+        titles = {
+            401: "Please log in",
+            403: "Request refused",
+            404: "Not found",
+            413: "Too large",
+            429: "Slow down",
+        }
+        return render(
+            "error.html",
+            status=status,
+            headers=headers,
+            title=titles.get(status, "Something went wrong"),
+            detail=detail,
+            user=None,
+        )
+    return error_response(status, code, detail, headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPError)
+        return _error(request, exc.status, exc.code, exc.detail, exc.headers)
+
+    async def on_dojang_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DojangError)
+        rendered = dojang_error_response(exc)
+        if _wants_page(request):
+            return _error(request, rendered.status_code, exc.code, exc.message)
+        return rendered
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(request, 400, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+
+    async def on_starlette_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return _error(
+            request,
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            dict(exc.headers or {}),
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # Never a traceback to the client; the log gets it (without request bodies).
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal error")
+
+    app.add_exception_handler(HTTPError, on_http_error)
+    app.add_exception_handler(DojangError, on_dojang_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_starlette_http)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+class DojangApp:
+    """The outer ASGI callable: fast path for ``/auth/check``, FastAPI for the rest."""
+
+    def __init__(self, api: FastAPI, forward_auth: ForwardAuth) -> None:
+        self.api = api
+        self.forward_auth = forward_auth
+
+    @property
+    def state(self) -> Any:
+        """The FastAPI app's state (tests reach ``services`` through it)."""
+        return self.api.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/auth/check":
+            await self.forward_auth(scope, receive, send)
+            return
+        await self.api(scope, receive, send)
+
+
+def create_app(
+    settings: Settings, *, services: Services | None = None
+) -> SecurityHeadersMiddleware:
+    """Build the application. With ``services`` given (tests), the lifespan does not own them."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            app.state.services = services
+            yield
+            return
+        built = await build_services(settings)
+        app.state.services = built
+        try:
+            yield
+        finally:
+            await built.close()
+
+    api = FastAPI(
+        title="dojang",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        description="Session-first authentication server: sessions for people, "
+        "short-lived JWTs for services.",
+    )
+    if services is not None:
+        api.state.services = services
+    _install_error_handlers(api)
+    api.include_router(pages.router)
+    api.include_router(api_sessions.router)
+    api.include_router(ops.router)
+    api.include_router(tokens.router)
+    api.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def get_services() -> Services:
+        svc: Services = api.state.services
+        return svc
+
+    app = DojangApp(api, ForwardAuth(get_services))
+    return SecurityHeadersMiddleware(app, https=settings.is_https)

@@ -1,0 +1,12 @@
+"""ASGI factory for multi-worker serving: each worker builds its app from the environment."""
+
+from __future__ import annotations
+
+from dojang.config import load_settings
+from dojang.server.app import create_app
+from dojang.server.headers import SecurityHeadersMiddleware
+
+
+def app_from_env() -> SecurityHeadersMiddleware:
+    """Build the application from ``DOJANG_*`` settings (used by ``uvicorn --factory``)."""
+    return create_app(load_settings())

@@ -1,0 +1,169 @@
+"""Everything the routes need, built once at start-up from ``Settings`` and passed explicitly."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dojang.accounts.clients import Audience, ClientRegistry
+from dojang.accounts.passwords import PasswordHasher
+from dojang.accounts.users import Accounts
+from dojang.clock import SYSTEM_CLOCK, Clock
+from dojang.config import Settings
+from dojang.jose import KeySet
+from dojang.server.cookies import CookiePolicy
+from dojang.server.netutil import Network, origin_of, parse_networks
+from dojang.server.token_cache import TokenCache
+from dojang.sessions.backends import open_session_store
+from dojang.sessions.manager import SessionManager, SessionPolicy
+from dojang.sessions.model import Session
+from dojang.storage.db import Database
+from dojang.storage.migrate import upgrade
+from dojang.tokens import Issuer
+from dojang.verify import DenyList, Verifier
+
+log = logging.getLogger("dojang.server")
+
+# Registering an audience takes effect on running servers within this many seconds.
+AUDIENCE_CACHE_SECONDS = 30.0
+
+
+@dataclass
+class Services:
+    """The long-lived objects of one dojang process."""
+
+    settings: Settings
+    db: Database
+    sessions: SessionManager
+    accounts: Accounts
+    keyset: KeySet
+    issuer: Issuer
+    clock: Clock
+    cookies: CookiePolicy
+    trusted_proxies: tuple[Network, ...]
+    public_origin: str
+    revocations: DenyList
+    clients: ClientRegistry
+    _verifiers: dict[str, Verifier] = field(default_factory=dict)
+    forward_tokens: TokenCache = field(default_factory=lambda: TokenCache())
+
+    _audiences: dict[str, tuple[Audience | None, float]] = field(default_factory=dict)
+
+    async def audience(self, name: str) -> Audience | None:
+        """A registered audience, cached for ``AUDIENCE_CACHE_SECONDS`` (forward-auth path)."""
+        now = self.clock.now()
+        hit = self._audiences.get(name)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        found = await self.clients.get_audience(name)
+        if len(self._audiences) > 1024:
+            self._audiences.clear()
+        self._audiences[name] = (found, now + AUDIENCE_CACHE_SECONDS)
+        return found
+
+    def verifier_for(self, audience: str) -> Verifier:
+        """This server's own verifier for tokens addressed to ``audience`` (cached)."""
+        verifier = self._verifiers.get(audience)
+        if verifier is None:
+            verifier = Verifier(
+                issuer=self.settings.issuer,
+                audience=audience,
+                jwks=self.keyset,
+                clock=self.clock,
+                revocations=self.revocations,
+            )
+            if len(self._verifiers) > 1024:  # audiences are registered, but stay bounded
+                self._verifiers.clear()
+            self._verifiers[audience] = verifier
+        return verifier
+
+    async def close(self) -> None:
+        """Release connections."""
+        await self.db.dispose()
+
+
+def load_or_create_keys(settings: Settings, clock: Clock) -> KeySet:
+    """Load ``keys.json`` (self-tested), or create it (mode 0600) on first run."""
+    path: Path = settings.keys_path
+    if path.exists():
+        return KeySet.load(path)
+    keyset = KeySet.generate(settings.key_alg, now=clock.now())
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keyset.save(path)
+    log.info("created signing keys in %s", path)
+    return keyset
+
+
+async def build_services(
+    settings: Settings, *, clock: Clock = SYSTEM_CLOCK, hasher: PasswordHasher | None = None
+) -> Services:
+    """Open the database (running migrations), the session store and the keys."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = Database(settings.effective_database_url)
+    try:
+        await upgrade(db)
+        store = open_session_store(settings.session_store, db)
+        revocations = DenyList(clock=clock)
+        token_horizon = float(settings.access_token_ttl)
+
+        forward_tokens = TokenCache()
+
+        async def on_revoke(sessions: list[Session]) -> None:
+            # Tokens minted from an ended session die with it here at once; the event bus
+            # (issue 4) will carry the same fact to other processes.
+            for ended in sessions:
+                revocations.add_sid(ended.sid, exp=clock.now() + token_horizon + 60)
+                forward_tokens.drop_session(ended.sid)
+
+        manager = SessionManager(
+            store,
+            SessionPolicy(
+                idle_timeout=settings.session_idle_timeout,
+                absolute_lifetime=settings.session_absolute_lifetime,
+                remember_me_lifetime=settings.session_remember_me_lifetime,
+                touch_interval=settings.session_touch_interval,
+                max_data_bytes=settings.session_max_data_bytes,
+            ),
+            clock=clock,
+            on_revoke=on_revoke,
+        )
+        hasher = hasher or PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_cost,
+            parallelism=settings.argon2_parallelism,
+        )
+
+        async def end_all_sessions(user_id: str) -> None:
+            # A password change or a disabled account ends every session of that user.
+            await manager.revoke_all(user_id)
+
+        accounts = Accounts(
+            db,
+            hasher=hasher,
+            clock=clock,
+            on_password_change=end_all_sessions,
+            on_disable=end_all_sessions,
+        )
+        keyset = load_or_create_keys(settings, clock)
+        issuer = Issuer(
+            keyset, issuer=settings.issuer, clock=clock, access_ttl=settings.access_token_ttl
+        )
+    except BaseException:
+        await db.dispose()
+        raise
+    return Services(
+        settings=settings,
+        db=db,
+        sessions=manager,
+        accounts=accounts,
+        keyset=keyset,
+        issuer=issuer,
+        clock=clock,
+        cookies=CookiePolicy(https=settings.is_https),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+        public_origin=origin_of(settings.public_url),
+        revocations=revocations,
+        clients=ClientRegistry(db, clock=clock),
+        forward_tokens=forward_tokens,
+    )

@@ -1,0 +1,189 @@
+"""Session store on the relational database (SQLite embedded default, or PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+from sqlalchemy import Row, case, delete, exc, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dojang.errors import SessionCollision, SessionNotFound, StoreUnavailable
+from dojang.sessions.model import Session, decode_data, encode_data
+from dojang.storage.db import Database
+from dojang.storage.sessions_tables import sessions_table as t
+
+_Row: TypeAlias = Row[*tuple[Any, ...]]
+
+_COLUMNS = (
+    t.c.key_hash,
+    t.c.sid,
+    t.c.user_id,
+    t.c.created_at,
+    t.c.last_seen,
+    t.c.auth_time,
+    t.c.idle_timeout,
+    t.c.absolute_expires_at,
+    t.c.csrf_secret,
+    t.c.methods,
+    t.c.ip,
+    t.c.user_agent,
+    t.c.data,
+)
+
+
+def _to_row(session: Session) -> dict[str, Any]:
+    return {
+        "key_hash": session.key_hash,
+        "sid": session.sid,
+        "user_id": session.user_id,
+        "created_at": session.created_at,
+        "last_seen": session.last_seen,
+        "auth_time": session.auth_time,
+        "idle_timeout": session.idle_timeout,
+        "absolute_expires_at": session.absolute_expires_at,
+        "expires_at": session.expires_at,
+        "csrf_secret": session.csrf_secret,
+        "methods": json.dumps(list(session.methods)),
+        "ip": session.ip,
+        "user_agent": session.user_agent,
+        "data": encode_data(session.data),
+    }
+
+
+def _from_row(row: _Row) -> Session:
+    return Session(
+        key_hash=bytes(row.key_hash),
+        sid=row.sid,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        last_seen=row.last_seen,
+        auth_time=row.auth_time,
+        idle_timeout=row.idle_timeout,
+        absolute_expires_at=row.absolute_expires_at,
+        csrf_secret=row.csrf_secret,
+        methods=tuple(json.loads(row.methods)),
+        ip=row.ip,
+        user_agent=row.user_agent,
+        data=decode_data(row.data),
+    )
+
+
+class SqlSessionStore:
+    """A :class:`~dojang.sessions.store.SessionStore` on the ``sessions`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def __repr__(self) -> str:
+        # The URL may carry a password; name the dialect only.
+        return f"SqlSessionStore({'sqlite' if self._db.is_sqlite else 'postgresql'})"
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction; driver and network failures become ``StoreUnavailable``."""
+        try:
+            async with self._db.engine.begin() as conn:
+                yield conn
+        except exc.IntegrityError:
+            # A constraint violation is an answer from the store, not an outage; the caller
+            # that expects one (create) translates it.
+            raise
+        except (exc.DBAPIError, OSError, TimeoutError) as e:
+            # Fail closed: an unreachable store must never read as "no such session".
+            raise StoreUnavailable(f"session store did not answer: {type(e).__name__}") from e
+
+    async def create(self, session: Session) -> None:
+        """Insert a new session; ``SessionCollision`` on a duplicate key or sid."""
+        try:
+            async with self._begin() as conn:
+                await conn.execute(insert(t).values(_to_row(session)))
+        except exc.IntegrityError as e:
+            raise SessionCollision() from e
+
+    async def _select_one(self, where: Any) -> Session | None:
+        async with self._begin() as conn:
+            row = (await conn.execute(select(*_COLUMNS).where(where))).first()
+        return None if row is None else _from_row(row)
+
+    async def get(self, key_hash: bytes) -> Session | None:
+        """Return the session under ``key_hash``, or ``None``; never creates one."""
+        return await self._select_one(t.c.key_hash == key_hash)
+
+    async def get_by_sid(self, sid: str) -> Session | None:
+        """Return the session named ``sid``, or ``None``."""
+        return await self._select_one(t.c.sid == sid)
+
+    async def touch(self, key_hash: bytes, last_seen: float) -> None:
+        """Move ``last_seen`` forward in one UPDATE; a missing session stays missing."""
+        idle_end = literal(last_seen) + t.c.idle_timeout
+        stmt = (
+            update(t)
+            .where(t.c.key_hash == key_hash, t.c.last_seen < last_seen)
+            .values(
+                last_seen=last_seen,
+                # Portable min(): SQLite has min(a, b), PostgreSQL calls it LEAST.
+                expires_at=case(
+                    (idle_end < t.c.absolute_expires_at, idle_end),
+                    else_=t.c.absolute_expires_at,
+                ),
+            )
+        )
+        async with self._begin() as conn:
+            await conn.execute(stmt)
+
+    async def save(self, session: Session) -> None:
+        """Update an existing session; ``SessionNotFound`` if it was deleted meanwhile."""
+        values = _to_row(session)
+        del values["key_hash"], values["sid"]
+        # UPDATE only, never an upsert: a concurrent logout must stay a logout.
+        stmt = (
+            update(t).where(t.c.key_hash == session.key_hash, t.c.sid == session.sid).values(values)
+        )
+        async with self._begin() as conn:
+            result = await conn.execute(stmt)
+        if result.rowcount == 0:
+            raise SessionNotFound()
+
+    async def delete(self, key_hash: bytes) -> bool:
+        """Delete by key; return whether a session was deleted."""
+        async with self._begin() as conn:
+            result = await conn.execute(delete(t).where(t.c.key_hash == key_hash))
+        return result.rowcount > 0
+
+    async def delete_by_sid(self, sid: str) -> Session | None:
+        """Delete by public id in one statement; return the deleted session."""
+        async with self._begin() as conn:
+            result = await conn.execute(delete(t).where(t.c.sid == sid).returning(*_COLUMNS))
+            row = result.first()
+        return None if row is None else _from_row(row)
+
+    async def list_for_user(self, user_id: str) -> list[Session]:
+        """Return every stored session of ``user_id``."""
+        async with self._begin() as conn:
+            rows: Sequence[_Row] = (
+                await conn.execute(select(*_COLUMNS).where(t.c.user_id == user_id))
+            ).all()
+        return [_from_row(r) for r in rows]
+
+    async def delete_for_user(self, user_id: str, *, except_sid: str | None = None) -> list[str]:
+        """Delete every session of ``user_id`` but ``except_sid``; return the deleted sids."""
+        stmt = delete(t).where(t.c.user_id == user_id)
+        if except_sid is not None:
+            stmt = stmt.where(t.c.sid != except_sid)
+        async with self._begin() as conn:
+            result = await conn.execute(stmt.returning(t.c.sid))
+            return [r.sid for r in result.all()]
+
+    async def purge_expired(self, now: float) -> int:
+        """Delete every session expired at ``now`` (one indexed range delete)."""
+        async with self._begin() as conn:
+            result = await conn.execute(delete(t).where(t.c.expires_at <= now))
+        return result.rowcount
+
+    async def ping(self) -> None:
+        """Run ``SELECT 1``; ``StoreUnavailable`` if the database does not answer."""
+        async with self._begin() as conn:
+            await conn.execute(select(literal(1)))

@@ -1,0 +1,86 @@
+"""Engine and session factory for the configured database URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from dojang.errors import ConfigError, StoreUnavailable
+
+
+def normalize_url(url: str) -> str:
+    """Map a user-facing database URL to the async driver SQLAlchemy should use.
+
+    ``sqlite:///path`` → ``sqlite+aiosqlite:///path``; ``postgresql://`` / ``postgres://`` →
+    ``postgresql+asyncpg://``. Anything else is a configuration error naming the option.
+    """
+    if url.startswith("sqlite+aiosqlite://") or url.startswith("postgresql+asyncpg://"):
+        return url
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ConfigError(
+        f"DOJANG_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}; "
+        "use sqlite:///<path> or postgresql://user@host/db"
+    )
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers proceed while one writer commits; busy_timeout turns lock contention
+    # between workers into a short wait instead of an immediate "database is locked".
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Database:
+    """Owns the async engine and hands out sessions (units of work)."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if not self.is_sqlite:
+            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=5)
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            self.engine, expire_on_commit=False
+        )
+
+    def session(self) -> AsyncSession:
+        """Return a new ``AsyncSession``; use it as ``async with db.session() as s``."""
+        return self.sessionmaker()
+
+    async def create_all(self) -> None:
+        """Create every table directly (tests and first run before migrations exist)."""
+        from dojang.storage.base import Base
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    async def ping(self) -> None:
+        """Run ``SELECT 1``; ``StoreUnavailable`` if the database does not answer."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"database did not answer: {type(exc).__name__}") from None
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()

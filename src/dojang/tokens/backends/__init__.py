@@ -1,0 +1,1 @@
+"""Persistent replay stores for one-time tokens (one module per backend)."""

@@ -1,0 +1,255 @@
+"""``Verifier``: the strict access-token check business servers embed (sync and async).
+
+Order of checks, cheapest-to-reject first but never trusting a claim before its signature:
+
+1. compact JWS shape, size cap, strict header (``dojang.jose.decode_segments``);
+2. ``typ`` exactly the expected kind (RFC 8725 §3.11), so a one-time token can never pass as an
+   access token or the reverse;
+3. key chosen by ``kid`` only; the key's bound ``alg`` must equal the header's and be in the
+   allow-list (RFC 8725 §3.1); signature;
+4. payload: a strict JSON object; claim policy (``dojang.verify.claims``);
+5. revocation view (``sid``, ``jti``, user cut-off).
+
+Any failure raises an ``InvalidToken`` subclass. Anything else escaping is a bug, so it is
+caught at the boundary, logged to ``dojang.security`` (without the token) and turned into a
+plain ``InvalidToken``: an unexpected state must deny, never allow.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from dojang.clock import SYSTEM_CLOCK, Clock
+from dojang.errors import (
+    AlgorithmNotAllowed,
+    BadSignature,
+    ConfigError,
+    InvalidToken,
+    MalformedToken,
+    RevokedToken,
+    UnknownKey,
+    WrongTokenType,
+)
+from dojang.jose import ALGORITHMS, Key, KeySet, decode_segments, parse_json_object
+from dojang.verify.claims import check_claims
+from dojang.verify.jwks import RemoteJwks, StaticKeys, static_keys
+from dojang.verify.revocation import RevocationView
+
+__all__ = ["Verifier"]
+
+_log = logging.getLogger("dojang.security")
+_MEDIA_PREFIX = "application/"
+
+
+def _normalize_typ(typ: str) -> str:
+    # RFC 7515 §4.1.9: media type names compare case-insensitively and "application/" may be
+    # omitted; nothing else (no parameters, no suffix games) is tolerated.
+    typ = typ.lower()
+    return typ[len(_MEDIA_PREFIX) :] if typ.startswith(_MEDIA_PREFIX) else typ
+
+
+class Verifier:
+    """Verify dojang access tokens (or any explicitly typed kind) for one audience.
+
+    ``jwks`` is a JWKS mapping, a ``KeySet``, or an https URL of a JWKS (plain http only to
+    loopback). ``algorithms`` is the allow-list; every key is also bound to its own ``alg``.
+    ``revocations`` is a ``RevocationView`` such as ``DenyList`` (push subscriptions by URL
+    are not supported yet). ``verify``/``averify`` return the claims or raise InvalidToken.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        jwks: Mapping[str, object] | str | KeySet,
+        algorithms: Collection[str] = ("EdDSA", "ES256"),
+        typ: str = "at+jwt",
+        leeway: float = 5,
+        max_lifetime: float = 900,
+        clock: Clock = SYSTEM_CLOCK,
+        revocations: RevocationView | None = None,
+        jwks_cooldown: float = 30,
+        jwks_max_stale: float = 3600,
+        http_timeout: float = 3,
+    ) -> None:
+        problems = _config_problems(
+            issuer=issuer,
+            audience=audience,
+            algorithms=algorithms,
+            typ=typ,
+            leeway=leeway,
+            max_lifetime=max_lifetime,
+            jwks_cooldown=jwks_cooldown,
+            jwks_max_stale=jwks_max_stale,
+            http_timeout=http_timeout,
+        )
+        if isinstance(revocations, str):
+            problems.append(
+                "revocations: subscribing by URL is not supported yet; pass a RevocationView "
+                "such as dojang.verify.DenyList fed by your event consumer, or None"
+            )
+        elif revocations is not None and not callable(getattr(revocations, "is_revoked", None)):
+            problems.append("revocations: must provide is_revoked(claims) -> bool")
+        if not isinstance(jwks, str | Mapping | KeySet):
+            problems.append("jwks: must be a JWKS mapping, a KeySet or an https URL")
+        if problems:
+            raise ConfigError(problems)
+        self.issuer = issuer
+        self.audience = audience
+        self.algorithms = frozenset(algorithms)
+        self.typ = typ
+        self._typ = _normalize_typ(typ)
+        self.leeway = float(leeway)
+        self.max_lifetime = float(max_lifetime)
+        self._clock = clock
+        self._revocations = revocations
+        self._keys: StaticKeys | RemoteJwks
+        if isinstance(jwks, str):
+            self._keys = RemoteJwks(
+                jwks,
+                clock=clock,
+                cooldown=jwks_cooldown,
+                max_stale=jwks_max_stale,
+                timeout=http_timeout,
+            )
+        else:
+            self._keys = static_keys(jwks)
+
+    def __repr__(self) -> str:
+        return f"Verifier(issuer={self.issuer!r}, audience={self.audience!r}, typ={self.typ!r})"
+
+    # -- public API -----------------------------------------------------------------------
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Return the verified claims of ``token`` or raise an InvalidToken subclass."""
+        try:
+            if type(token) is not str:
+                raise MalformedToken("token must be a string")
+            header, payload, signature, signing_input = decode_segments(token)
+            kid = self._check_header(header)
+            keys = self._keys
+            if isinstance(keys, StaticKeys):
+                key = keys.keyset.get(kid)
+            else:
+                found = keys.lookup(kid)
+                if found is None:
+                    keys.refresh()
+                    found = keys.final().get(kid)
+                key = found
+            return self._finish(header, key, payload, signature, signing_input)
+        except InvalidToken:
+            raise
+        except Exception as exc:  # fail closed; see module docstring
+            raise _unexpected(exc) from None
+
+    async def averify(self, token: str) -> dict[str, Any]:
+        """Async twin of ``verify``; JWKS fetches do not block the event loop."""
+        try:
+            if type(token) is not str:
+                raise MalformedToken("token must be a string")
+            header, payload, signature, signing_input = decode_segments(token)
+            kid = self._check_header(header)
+            keys = self._keys
+            if isinstance(keys, StaticKeys):
+                key = keys.keyset.get(kid)
+            else:
+                found = keys.lookup(kid)
+                if found is None:
+                    await keys.arefresh()
+                    found = keys.final().get(kid)
+                key = found
+            return self._finish(header, key, payload, signature, signing_input)
+        except InvalidToken:
+            raise
+        except Exception as exc:  # fail closed; see module docstring
+            raise _unexpected(exc) from None
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _check_header(self, header: dict[str, object]) -> str:
+        typ = header.get("typ")
+        if typ is None:
+            raise WrongTokenType("header has no typ")
+        if type(typ) is not str or _normalize_typ(typ) != self._typ:
+            raise WrongTokenType("token is not of the expected type")
+        kid = header.get("kid")
+        if type(kid) is not str:
+            # Never "try every key" (or the only key) when kid is absent: explicit selection.
+            raise UnknownKey("header has no kid")
+        return kid
+
+    def _finish(
+        self,
+        header: dict[str, object],
+        key: Key,
+        payload: bytes,
+        signature: bytes,
+        signing_input: bytes,
+    ) -> dict[str, Any]:
+        alg = header["alg"]
+        # RFC 8725 §3.1: the key's bound alg decides; the header may only agree with it.
+        if alg != key.alg or alg not in self.algorithms:
+            raise AlgorithmNotAllowed("alg is not allowed for this key")
+        if not key.verify(signature, signing_input):
+            raise BadSignature("signature does not verify")
+        claims = parse_json_object(payload, "payload")
+        check_claims(
+            claims,
+            issuer=self.issuer,
+            audience=self.audience,
+            now=self._clock.now(),
+            leeway=self.leeway,
+            max_lifetime=self.max_lifetime,
+        )
+        revocations = self._revocations
+        if revocations is not None and revocations.is_revoked(claims):
+            raise RevokedToken("token has been revoked")
+        return claims
+
+
+def _unexpected(exc: Exception) -> InvalidToken:
+    # Only the exception type is logged: messages from lower layers might quote input.
+    _log.error("unexpected %s while verifying a token; denied", type(exc).__name__)
+    return InvalidToken("token could not be verified")
+
+
+def _config_problems(
+    *,
+    issuer: object,
+    audience: object,
+    algorithms: object,
+    typ: object,
+    leeway: object,
+    max_lifetime: object,
+    jwks_cooldown: object,
+    jwks_max_stale: object,
+    http_timeout: object,
+) -> list[str]:
+    problems: list[str] = []
+    if not isinstance(issuer, str) or not issuer:
+        problems.append("issuer: must be a non-empty string (the issuer's public URL)")
+    if not isinstance(audience, str) or not audience:
+        problems.append("audience: must be a non-empty string naming this service")
+    if isinstance(algorithms, str) or not isinstance(algorithms, Collection) or not algorithms:
+        problems.append(f"algorithms: must be a non-empty collection of {sorted(ALGORITHMS)}")
+    else:
+        unknown = sorted(str(a) for a in algorithms if a not in ALGORITHMS)
+        if unknown:
+            problems.append(f"algorithms: {unknown} not supported; allowed: {sorted(ALGORITHMS)}")
+    if not isinstance(typ, str) or not typ:
+        problems.append("typ: must be a non-empty string such as 'at+jwt'")
+    for name, value, low, high in (
+        ("leeway", leeway, 0.0, 300.0),
+        ("max_lifetime", max_lifetime, 1.0, 7 * 86_400.0),
+        ("jwks_cooldown", jwks_cooldown, 0.0, 86_400.0),
+        ("jwks_max_stale", jwks_max_stale, 1.0, 7 * 86_400.0),
+        ("http_timeout", http_timeout, 0.1, 60.0),
+    ):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not math.isfinite(float(value)) or not low <= float(value) <= high:  # type: ignore[arg-type]
+            problems.append(f"{name}: must be a number between {low:g} and {high:g}, got {value!r}")
+    return problems

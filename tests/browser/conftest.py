@@ -1,0 +1,261 @@
+"""A real ``dojang serve --demo`` process and Debian's Chromium driven through Playwright.
+
+The server is started exactly as a newcomer starts it (the installed ``dojang`` script, a fresh
+data directory, a free loopback port), so these tests see what a person sees: the real cookie
+headers, the real redirects, the real security headers.
+
+Playwright's sync API refuses to run inside a running asyncio loop, so every browser test and
+fixture here is a plain (non-async) function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+
+CHROMIUM = os.environ.get("DOJANG_CHROMIUM", "/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps calling home, which floods a closed
+# network and slows every launch.
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Fast argon2id parameters: hashing cost is not what these tests are about.
+FAST_HASH_ENV = {
+    "DOJANG_ARGON2_TIME_COST": "1",
+    "DOJANG_ARGON2_MEMORY_COST": "1024",
+    "DOJANG_ARGON2_PARALLELISM": "1",
+}
+START_DEADLINE = 20.0
+STOP_DEADLINE = 10.0
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+_PASSWORD_LINE = re.compile(r"^demo password:\s*(\S+)\s*$")
+_USER_LINE = re.compile(r"^demo user:\s*(\S+)\s*$")
+
+
+@dataclass
+class DojangServer:
+    """A running ``dojang serve --demo`` process and what it printed."""
+
+    base_url: str
+    username: str
+    password: str
+    process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    def output(self) -> str:
+        """Everything the process has printed so far (for failure messages)."""
+        return "".join(self.lines)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _dojang_executable() -> str:
+    # The script installed beside the interpreter running the tests (the project venv).
+    script = Path(sys.executable).with_name("dojang")
+    if script.exists():
+        return str(script)
+    found = shutil.which("dojang")
+    if found is None:
+        pytest.fail("the `dojang` console script is not installed in this environment")
+    return found
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_DEADLINE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_DEADLINE)
+
+
+@pytest.fixture(scope="module")
+def dojang_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DojangServer]:
+    """``dojang serve --demo`` on a free loopback port with a fresh data directory."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path_factory.mktemp("dojang") / "data"
+    command = [
+        _dojang_executable(),
+        "serve",
+        "--demo",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--public-url",
+        base_url,
+    ]
+    env = {**os.environ, **FAST_HASH_ENV, "PYTHONUNBUFFERED": "1"}
+    # Whatever the developer's shell configures must not change what is under test.
+    for name in list(env):
+        if name.startswith("DOJANG_") and name not in FAST_HASH_ENV:
+            del env[name]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    stdout = process.stdout
+    lines: list[str] = []
+    fresh: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        # Keep draining so the server never blocks on a full pipe; None marks end of output.
+        for line in stdout:
+            lines.append(line)
+            fresh.put(line)
+        fresh.put(None)
+
+    reader = threading.Thread(target=pump, name="dojang-stdout", daemon=True)
+    reader.start()
+    server = DojangServer(base_url, "", "", process, lines)
+    try:
+        _wait_until_ready(server, fresh)
+        yield server
+    finally:
+        _stop(process)
+        reader.join(timeout=STOP_DEADLINE)
+        stdout.close()
+
+
+def _wait_until_ready(server: DojangServer, fresh: queue.Queue[str | None]) -> None:
+    deadline = time.monotonic() + START_DEADLINE
+
+    def fail(why: str) -> None:
+        pytest.fail(
+            f"`dojang serve --demo` did not start: {why}\n"
+            f"exit code: {server.process.poll()}\n--- server output ---\n{server.output()}",
+            pytrace=False,
+        )
+
+    # 1. The start-up banner: demo credentials, then "listening".
+    listening = False
+    while not listening:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            fail(f"no 'listening' line within {START_DEADLINE:.0f} s")
+        try:
+            line = fresh.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if line is None:
+            fail("the process exited during start-up")
+            return
+        text = line.strip()
+        if m := _USER_LINE.match(text):
+            server.username = m.group(1)
+        elif m := _PASSWORD_LINE.match(text):
+            server.password = m.group(1)
+        elif "listening" in text:
+            listening = True
+    if not server.username or not server.password:
+        fail("no 'demo user:' / 'demo password:' lines before 'listening'")
+
+    # 2. Readiness: /healthz answers 200.
+    last = "no answer"
+    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=2.0) as client:
+        while True:
+            if server.process.poll() is not None:
+                fail("the process exited before /healthz answered")
+            try:
+                response = client.get("/healthz")
+                if response.status_code == 200:
+                    return
+                last = f"HTTP {response.status_code}"
+            except httpx.TransportError as e:
+                last = type(e).__name__
+            if time.monotonic() > deadline:
+                fail(f"/healthz not 200 within {START_DEADLINE:.0f} s (last: {last})")
+            # Poll politely without sleeping blind: wake early if the process dies.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.process.wait(timeout=0.1)
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    """Debian's Chromium; skipped loudly when absent, but a failure in CI."""
+    if not Path(CHROMIUM).exists():
+        message = (
+            f"Chromium not found at {CHROMIUM}: BROWSER TESTS NOT RUN "
+            "(apt-get install chromium, or set DOJANG_CHROMIUM)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def playwright_driver() -> Iterator[Playwright]:
+    """The Playwright driver process (sync API)."""
+    driver = sync_playwright().start()
+    try:
+        yield driver
+    finally:
+        driver.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver: Playwright, chromium_executable: str) -> Iterator[Browser]:
+    """One headless Chromium for the whole run; each test opens its own contexts."""
+    chromium = playwright_driver.chromium.launch(
+        executable_path=chromium_executable, args=CHROMIUM_ARGS
+    )
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+
+
+NewContext = Callable[[], BrowserContext]
+"""``new_context()`` → a fresh browser context: its own cookie jar, i.e. another device."""
+
+
+@pytest.fixture
+def new_context(browser: Browser, dojang_server: DojangServer) -> Iterator[NewContext]:
+    """A factory of isolated browser contexts (separate devices), all closed in teardown."""
+    contexts: list[BrowserContext] = []
+
+    def make() -> BrowserContext:
+        context = browser.new_context(base_url=dojang_server.base_url)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()

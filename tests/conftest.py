@@ -1,0 +1,109 @@
+"""Shared database fixtures: ``db`` (SQLite file and PostgreSQL) and a ``clock``.
+
+PostgreSQL tests run in a fresh schema per test (dropped in teardown), so runs are independent
+even when several suites share the one test database at the same time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, exc, text
+
+from dojang.clock import FrozenClock
+from dojang.storage import Database
+from dojang.storage import accounts_tables as _accounts_tables  # noqa: F401 - registers tables
+from dojang.storage import sessions_tables as _sessions_tables  # noqa: F401 - registers tables
+
+POSTGRES_URL = os.environ.get(
+    "DOJANG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+MakeDb = Callable[[str], Awaitable[Database]]
+"""``await make_db("sqlite" | "postgresql")`` → a fresh database with every table created."""
+
+
+def _unreachable(reason: str) -> None:
+    # Locally a missing server skips loudly; in CI it must fail, never silently pass.
+    message = (
+        f"PostgreSQL at {POSTGRES_URL} is not reachable ({reason}); set DOJANG_TEST_POSTGRES_URL"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@asynccontextmanager
+async def _sqlite(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / f'dojang-{secrets.token_hex(4)}.db'}")
+    try:
+        await db.create_all()
+        yield db
+    finally:
+        await db.dispose()
+
+
+@asynccontextmanager
+async def _postgres() -> AsyncIterator[Database]:
+    schema = f"test_{secrets.token_hex(8)}"
+    admin = Database(POSTGRES_URL)
+    try:
+        async with admin.engine.begin() as conn:
+            await conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except (exc.DBAPIError, OSError, TimeoutError) as e:
+        await admin.dispose()
+        _unreachable(type(e).__name__)
+    db = Database(POSTGRES_URL)
+
+    # The SQLAlchemy-documented way to pin a schema for every pooled connection.
+    @event.listens_for(db.engine.sync_engine, "connect", insert=True)
+    def _search_path(dbapi_conn: Any, _record: Any) -> None:
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"SET SESSION search_path = {schema}")
+        cursor.close()
+        dbapi_conn.autocommit = autocommit
+
+    try:
+        await db.create_all()
+        yield db
+    finally:
+        await db.dispose()
+        async with admin.engine.begin() as conn:
+            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        await admin.dispose()
+
+
+@pytest.fixture
+async def make_db(tmp_path: Path) -> AsyncIterator[MakeDb]:
+    """A factory for fresh databases of a given kind, all closed and dropped in teardown."""
+    async with AsyncExitStack() as stack:
+
+        async def make(kind: str) -> Database:
+            if kind == "sqlite":
+                return await stack.enter_async_context(_sqlite(tmp_path))
+            if kind == "postgresql":
+                return await stack.enter_async_context(_postgres())
+            raise ValueError(f"unknown database kind {kind!r}")
+
+        yield make
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def db(request: pytest.FixtureRequest, make_db: MakeDb) -> Database:
+    """A fresh database with every registered table, on SQLite and on PostgreSQL."""
+    kind: str = request.param
+    return await make_db(kind)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """A clock that moves only when the test says so."""
+    return FrozenClock()
