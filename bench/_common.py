@@ -1,9 +1,9 @@
 """Shared benchmark plumbing: machine info, tight-loop timing, result files.
 
-Timing follows ``timeit``: the garbage collector is off inside a round, each round runs a
+Timing follows ``timeit``: the garbage collector is off while timing, each round runs a
 callable N times, N is calibrated so a round takes about ``target_round_s``. Cases are
-*interleaved* (round 1 of every case, then round 2 of every case, ...) so slow drift on a
-noisy machine hits every case alike; the reported figure is the median over rounds.
+*interleaved* in short slices within each round so load on a noisy shared machine hits every
+case alike; the reported figure is the median over rounds.
 """
 
 from __future__ import annotations
@@ -146,15 +146,25 @@ def calibrate(fn: Callable[[], object], target_s: float) -> int:
     return max(10, round(number * target_s / max(elapsed, 1e-9)))
 
 
-def time_cases(cases: list[Case], *, rounds: int = 7, target_round_s: float = 0.3) -> None:
-    """Fill ``rounds_us`` (µs per call, one entry per round) of every case, interleaved."""
+def time_cases(
+    cases: list[Case], *, rounds: int = 7, target_round_s: float = 0.3, slices: int = 10
+) -> None:
+    """Fill ``rounds_us`` (µs per call, one entry per round) of every case, interleaved.
+
+    Each round is cut into ``slices`` short slices and the cases take turns slice by slice,
+    so every case's round spans the same stretch of wall time: load from other processes
+    on a shared machine lands on all cases alike instead of on whichever ran during a spike.
+    """
     for case in cases:
         case.fn()  # warm caches and imports outside the timed rounds
-        case.number = calibrate(case.fn, target_round_s)
+        case.number = max(slices, calibrate(case.fn, target_round_s))
     for _ in range(rounds):
-        for case in cases:
-            elapsed = _run_round(case.fn, case.number)
-            case.rounds_us.append(elapsed / case.number * 1e6)
+        totals = [0.0] * len(cases)
+        for _ in range(slices):
+            for i, case in enumerate(cases):
+                totals[i] += _run_round(case.fn, case.number // slices)
+        for total, case in zip(totals, cases, strict=True):
+            case.rounds_us.append(total / (case.number // slices * slices) * 1e6)
 
 
 # --- output ---------------------------------------------------------------------------------

@@ -387,7 +387,7 @@ def run() -> dict[str, Any]:
     """Run every variant; raises WrkMissing when wrk is not installed."""
     wrk = shutil.which("wrk")
     if wrk is None:
-        raise WrkMissing("wrk is not installed: apt-get install wrk")
+        raise WrkMissing("wrk is not installed; install it with `apt-get install wrk`")
     wrk_version = subprocess.run(
         [wrk, "--version"], capture_output=True, text=True, timeout=10, check=False
     ).stdout.splitlines()

@@ -48,6 +48,13 @@ def test_every_problem_reported_at_once() -> None:
     assert len(info.value.problems) == 5
 
 
+def test_public_url_follows_the_bind_address_unless_set() -> None:
+    assert load_settings({"port": 9100}, env={}).public_url == "http://127.0.0.1:9100"
+    assert load_settings(env={"DOJANG_HOST": "::1"}).public_url == "http://[::1]:8000"
+    explicit = load_settings({"port": 9100}, env={"DOJANG_PUBLIC_URL": "https://a.example"})
+    assert explicit.public_url == "https://a.example"
+
+
 def test_https_public_url_hardens_cookies() -> None:
     s = load_settings(env={"DOJANG_PUBLIC_URL": "https://auth.example/"})
     assert s.is_https and s.cookie_name == "__Host-dojang_session"

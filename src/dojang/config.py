@@ -75,6 +75,17 @@ class Settings(BaseSettings):
 
     demo: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_public_url(cls, data: Any) -> Any:
+        # Unset, the public URL follows the bind address, so `--port 9000` alone just works.
+        if isinstance(data, dict) and not data.get("public_url"):
+            host = str(data.get("host") or "127.0.0.1")
+            if ":" in host:
+                host = f"[{host}]"
+            data = {**data, "public_url": f"http://{host}:{data.get('port') or 8000}"}
+        return data
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, v: str) -> str:

@@ -220,7 +220,9 @@ def chromium_executable() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the sync API keeps an event loop running in this thread while it
+# is alive, which would break every pytest-asyncio test collected after this module.
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
     """The Playwright driver process (sync API)."""
     driver = sync_playwright().start()
@@ -230,9 +232,9 @@ def playwright_driver() -> Iterator[Playwright]:
         driver.stop()
 
 
-@pytest.fixture(scope="session")
-def browser(playwright_driver: Playwright, chromium_executable: str) -> Iterator[Browser]:
-    """One headless Chromium for the whole run; each test opens its own contexts."""
+@pytest.fixture(scope="module")
+def browser(chromium_executable: str, playwright_driver: Playwright) -> Iterator[Browser]:
+    """One headless Chromium for this module; each test opens its own contexts."""
     chromium = playwright_driver.chromium.launch(
         executable_path=chromium_executable, args=CHROMIUM_ARGS
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,6 +23,7 @@ from playwright.sync_api import (
     BrowserContext,
     ConsoleMessage,
     Error,
+    Locator,
     Page,
     Response,
     expect,
@@ -79,21 +81,39 @@ def _watch_console(page: Page) -> list[str]:
     return problems
 
 
+def _submit(page: Page, button: Locator) -> Response:
+    """Click a form's submit button; returns the answer to the POST itself (before redirects).
+
+    A refused form (403) or a server error fails here with the page text, so a broken CSRF or
+    same-origin check reads as what it is. (Chromium sends ``Origin: null`` on every form POST
+    from a page served with ``Referrer-Policy: no-referrer``: a same-origin check must cope.)
+    """
+    with page.expect_response(
+        lambda r: r.request.method == "POST" and r.request.resource_type == "document"
+    ) as posted:
+        button.click()
+    page.wait_for_load_state()
+    response = posted.value
+    if response.status == 403 or response.status >= 500:
+        main = page.locator("main").inner_text()
+        pytest.fail(
+            f"POST {_path(response.url)} answered {response.status}: {main!r}", pytrace=False
+        )
+    return response
+
+
 def _submit_login(page: Page, username: str, password: str, *, remember: bool = False) -> Response:
     """Fill and submit the login form; returns the answer to the POST itself."""
     page.locator("#username").fill(username)
     page.locator("#password").fill(password)
     if remember:
         page.locator('input[name="remember"]').check()
-    with page.expect_response(
-        lambda r: r.request.method == "POST" and _path(r.url) == "/login"
-    ) as posted:
-        page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state()
-    return posted.value
+    response = _submit(page, page.get_by_role("button", name="Log in"))
+    assert _path(response.url) == "/login"
+    return response
 
 
-def _session_rows(page: Page) -> object:
+def _session_rows(page: Page) -> Locator:
     return page.locator("table.sessions tbody tr[data-sid]")
 
 
@@ -194,6 +214,8 @@ def test_login_journey(dojang_server: DojangServer, new_context: NewContext) -> 
     assert cookie["path"] == "/"
     assert cookie["secure"] is False, "Secure on an http loopback origin: browser would drop it"
     assert cookie["domain"] == "127.0.0.1", cookie["domain"]
+    # Without "Keep me signed in" the cookie dies with the browser.
+    assert cookie["expires"] == -1, f"not a browser-session cookie: expires={cookie['expires']}"
     value_a = str(cookie["value"])
     assert len(value_a) == 43 and BASE64URL.match(value_a), "cookie is not 32 bytes base64url"
     assert value_a != sid_a, "the public sid must not be the cookie value"
@@ -232,6 +254,8 @@ def test_login_journey(dojang_server: DojangServer, new_context: NewContext) -> 
     cookie_b = _session_cookie(b)
     assert cookie_b is not None
     assert cookie_b["value"] != value_a, "two logins share one cookie value"
+    # "Keep me signed in on this device" makes it persistent (remember-me, DESIGN "Sessions").
+    assert float(str(cookie_b["expires"])) > time.time() + 86400, cookie_b["expires"]
 
     page_a.reload()
     expect(_session_rows(page_a)).to_have_count(2)
@@ -243,8 +267,7 @@ def test_login_journey(dojang_server: DojangServer, new_context: NewContext) -> 
     expect(page_a.get_by_role("button", name="Log out everywhere")).to_be_visible()
     _maybe_screenshot(page_a, "account.png")
 
-    end_b.click()
-    page_a.wait_for_load_state()
+    assert _submit(page_a, end_b).status == 303
     expect(page_a).to_have_url(ACCOUNT_URL)
     expect(page_a.get_by_role("status")).to_have_text("Session ended.")
     expect(row_b).to_have_count(0)
@@ -260,8 +283,8 @@ def test_login_journey(dojang_server: DojangServer, new_context: NewContext) -> 
     assert a.request.get("/auth/check").status == 200
 
     # 4. A logs out from the header; the old cookie is dead even when replayed elsewhere.
-    page_a.locator("header").get_by_role("button", name="Log out").click()
-    page_a.wait_for_load_state()
+    header_logout = page_a.locator("header").get_by_role("button", name="Log out")
+    assert _submit(page_a, header_logout).status == 303
     expect(page_a).to_have_url(LOGIN_URL)
     assert _session_cookie(a) is None, f"cookie survives logout: {a.cookies()}"
     _to_login_from_account(page_a)

@@ -41,7 +41,7 @@ async def test_security_headers_everywhere(env: Env) -> None:
         resp = await env.client.get(path)
         assert resp.headers["x-content-type-options"] == "nosniff", path
         assert "frame-ancestors 'none'" in resp.headers["content-security-policy"], path
-        assert resp.headers["referrer-policy"] == "no-referrer", path
+        assert resp.headers["referrer-policy"] == "same-origin", path
         assert "strict-transport-security" not in resp.headers  # http development
 
 

@@ -352,3 +352,31 @@ async def test_forward_auth_bad_audience_query(env: Env, clients: Clients, query
     assert resp.status_code == 400
     assert resp.json()["error"] == "invalid_request"
     assert "authorization" not in resp.headers
+
+
+async def test_revocation_snapshot_lists_ended_sessions(env: Env) -> None:
+    empty = (await env.client.get("/api/v1/revocations")).json()
+    assert empty == {"events": [], "last_id": 0, "more": False}
+    csrf = (await env.login()).json()["csrf_token"]
+    sid = (await env.client.get("/api/v1/session")).json()["sid"]
+    await env.client.delete("/api/v1/session", headers={"x-csrf-token": csrf})
+    snap = (await env.client.get("/api/v1/revocations")).json()
+    assert [(e["kind"], e["sid"]) for e in snap["events"]] == [("session.revoked", sid)]
+    assert snap["events"][0]["exp"] > env.clock.now()
+    after = (await env.client.get(f"/api/v1/revocations?since={snap['last_id']}")).json()
+    assert after["events"] == []
+    # Events are forgotten once no token they cover can still be alive.
+    env.clock.advance(3600)
+    assert (await env.client.get("/api/v1/revocations")).json()["events"] == []
+    bad = await env.client.get("/api/v1/revocations?since=-1")
+    assert bad.status_code == 400
+
+
+async def test_password_change_revokes_user_everywhere(env: Env, clients: Clients) -> None:
+    token = await _session_token(env)
+    await env.services.accounts.set_password("alice", "another long password")
+    assert (await env.client.get("/api/v1/session")).status_code == 401
+    with pytest.raises(RevokedToken):
+        env.services.verifier_for("orders-api").verify(token)
+    kinds = [e["kind"] for e in (await env.client.get("/api/v1/revocations")).json()["events"]]
+    assert "user.sessions_revoked" in kinds and "session.revoked" in kinds

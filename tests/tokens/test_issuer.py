@@ -189,6 +189,7 @@ def test_no_key_material_in_repr(issuer: Issuer) -> None:
     assert repr(issuer) == f"Issuer(issuer={ISS!r})"
 
 
+@pytest.mark.slow
 def test_issuance_close_to_raw_signing(issuer: Issuer, keyset: KeySet) -> None:
     """Issuing costs little beyond the signature.
 

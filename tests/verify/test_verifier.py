@@ -161,6 +161,7 @@ def test_config_reports_every_problem(keyset: KeySet) -> None:
     assert len(info.value.problems) == 3
 
 
+@pytest.mark.slow
 def test_verify_close_to_raw_signature_check(
     issuer: Issuer, keyset: KeySet, clock: FrozenClock
 ) -> None:

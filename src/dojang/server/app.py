@@ -24,7 +24,7 @@ from dojang.server.forward_auth import ForwardAuth
 from dojang.server.headers import SecurityHeadersMiddleware
 from dojang.server.pages import STATIC, render
 from dojang.server.responses import HTTPError, dojang_error_response, error_response
-from dojang.server.routes import api_sessions, ops, pages, tokens
+from dojang.server.routes import api_sessions, ops, pages, revocations, tokens
 from dojang.server.services import Services, build_services
 from dojang.server.types import Receive, Scope, Send
 
@@ -157,6 +157,7 @@ def create_app(
     api.include_router(api_sessions.router)
     api.include_router(ops.router)
     api.include_router(tokens.router)
+    api.include_router(revocations.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def get_services() -> Services:

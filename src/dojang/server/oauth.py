@@ -13,6 +13,7 @@ from urllib.parse import unquote_plus
 
 from dojang.accounts.clients import Client, InvalidClient
 from dojang.errors import InvalidToken, RevokedToken
+from dojang.events import Event
 from dojang.jose import decode_segments, parse_json_object
 from dojang.server.services import Services
 from dojang.tokens import normalize_scope
@@ -236,3 +237,4 @@ async def revoke(svc: Services, client: Client, token: str) -> None:
     if isinstance(jti, str) and isinstance(exp, int | float):
         await svc.clients.revoke_jti(jti, float(exp))
         svc.revocations.add_jti(jti, float(exp))
+        await svc.events.append([Event("token.revoked", {"jti": jti}, float(exp), svc.clock.now())])

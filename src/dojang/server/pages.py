@@ -69,7 +69,8 @@ def _when(ts: float) -> tuple[str, str]:
 def session_rows(sessions: list[Session], current_sid: str | None) -> list[dict[str, Any]]:
     """Rows for the account page's sessions table."""
     rows = []
-    for s in sessions:
+    # The current session first, then the others newest first.
+    for s in sorted(sessions, key=lambda x: (x.sid != current_sid, -x.created_at)):
         created, created_iso = _when(s.created_at)
         seen, seen_iso = _when(s.last_seen)
         rows.append(

@@ -10,7 +10,9 @@ from dojang.accounts.clients import Audience, ClientRegistry
 from dojang.accounts.passwords import PasswordHasher
 from dojang.accounts.users import Accounts
 from dojang.clock import SYSTEM_CLOCK, Clock
-from dojang.config import Settings
+from dojang.config import MAX_ACCESS_TTL, Settings
+from dojang.events import Event, EventLog
+from dojang.events.backends import SqlEventLog
 from dojang.jose import KeySet
 from dojang.server.cookies import CookiePolicy
 from dojang.server.netutil import Network, origin_of, parse_networks
@@ -45,6 +47,7 @@ class Services:
     public_origin: str
     revocations: DenyList
     clients: ClientRegistry
+    events: EventLog
     _verifiers: dict[str, Verifier] = field(default_factory=dict)
     forward_tokens: TokenCache = field(default_factory=lambda: TokenCache())
 
@@ -105,16 +108,24 @@ async def build_services(
         await upgrade(db)
         store = open_session_store(settings.session_store, db)
         revocations = DenyList(clock=clock)
-        token_horizon = float(settings.access_token_ttl)
+        # Every revocation must outlive the longest token it can affect (plus leeway).
+        token_horizon = float(MAX_ACCESS_TTL) + 60.0
 
         forward_tokens = TokenCache()
 
+        events = SqlEventLog(db)
+
         async def on_revoke(sessions: list[Session]) -> None:
-            # Tokens minted from an ended session die with it here at once; the event bus
-            # (issue 4) will carry the same fact to other processes.
+            # Tokens minted from an ended session die with it here at once, and the event log
+            # carries the same fact to other processes and subscribers.
+            now = clock.now()
+            exp = now + token_horizon
             for ended in sessions:
-                revocations.add_sid(ended.sid, exp=clock.now() + token_horizon + 60)
+                revocations.add_sid(ended.sid, exp=exp)
                 forward_tokens.drop_session(ended.sid)
+            await events.append(
+                [Event("session.revoked", {"sid": s.sid}, exp, now) for s in sessions]
+            )
 
         manager = SessionManager(
             store,
@@ -135,8 +146,21 @@ async def build_services(
         )
 
         async def end_all_sessions(user_id: str) -> None:
-            # A password change or a disabled account ends every session of that user.
+            # A password change or a disabled account ends every session of that user, and
+            # every token issued to them before now (service tokens included).
             await manager.revoke_all(user_id)
+            now = clock.now()
+            revocations.revoke_user_before(user_id, now, exp=now + token_horizon)
+            await events.append(
+                [
+                    Event(
+                        "user.sessions_revoked",
+                        {"sub": user_id, "before": now},
+                        now + token_horizon,
+                        now,
+                    )
+                ]
+            )
 
         accounts = Accounts(
             db,
@@ -165,5 +189,6 @@ async def build_services(
         public_origin=origin_of(settings.public_url),
         revocations=revocations,
         clients=ClientRegistry(db, clock=clock),
+        events=events,
         forward_tokens=forward_tokens,
     )

@@ -68,6 +68,7 @@ class Database:
 
     async def create_all(self) -> None:
         """Create every table directly (tests and first run before migrations exist)."""
+        import dojang.storage.tables  # noqa: F401  (registers every table)
         from dojang.storage.base import Base
 
         async with self.engine.begin() as conn:

@@ -1,5 +1,17 @@
 """Import every table module so ``Base.metadata`` knows the whole schema (for migrations)."""
 
-from dojang.storage import accounts_tables, oauth_tables, sessions_tables, tokens_tables
+from dojang.storage import (
+    accounts_tables,
+    events_tables,
+    oauth_tables,
+    sessions_tables,
+    tokens_tables,
+)
 
-__all__ = ["accounts_tables", "oauth_tables", "sessions_tables", "tokens_tables"]
+__all__ = [
+    "accounts_tables",
+    "events_tables",
+    "oauth_tables",
+    "sessions_tables",
+    "tokens_tables",
+]

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 33846d169042
+Revision ID: a19faa1c4d22
 Revises:
-Create Date: 2026-11-29 22:18:25.313955
+Create Date: 2026-11-29 22:23:28.459793
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "33846d169042"
+revision = "a19faa1c4d22"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -37,6 +37,23 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("clients", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_clients_name"), ["name"], unique=True)
+
+    op.create_table(
+        "events",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("exp", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
+    )
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_events_exp"), ["exp"], unique=False)
 
     op.create_table(
         "login_throttle",
@@ -133,6 +150,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_login_throttle_blocked_until"))
 
     op.drop_table("login_throttle")
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_events_exp"))
+
+    op.drop_table("events")
     with op.batch_alter_table("clients", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_clients_name"))
 
