@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from dojang.errors import ConfigError, StoreUnavailable
 from dojang.sessions.backends import MemorySessionStore, SqlSessionStore, open_session_store
-from dojang.sessions.ids import hash_cookie, new_cookie_value
+from dojang.sessions.backends.sqlite_reader import sqlite_path
+from dojang.sessions.ids import hash_cookie, new_cookie_value, new_csrf_secret, new_sid
+from dojang.sessions.model import Session
 from dojang.storage import Database
+
+
+def _replace_with_directory(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.mkdir()
+
+
+def _session(key_hash: bytes) -> Session:
+    return Session(
+        key_hash=key_hash,
+        sid=new_sid(),
+        user_id="u1",
+        created_at=1.0,
+        last_seen=1.0,
+        auth_time=1.0,
+        idle_timeout=1e9,
+        absolute_expires_at=1e12,
+        csrf_secret=new_csrf_secret(),
+    )
 
 
 @pytest.fixture
@@ -64,3 +88,37 @@ async def test_missing_table_is_store_unavailable(sqlite_db: Database) -> None:
 def test_reprs_name_no_secrets() -> None:
     db = Database("postgresql://u:hunter2@127.0.0.1:1/x")
     assert "hunter2" not in repr(SqlSessionStore(db))
+
+
+async def test_sqlite_fast_read_sees_other_processes_writes(
+    make_db: Callable[[str], Awaitable[Database]],
+) -> None:
+    """The synchronous read path has no cache: a delete by another connection is seen at once."""
+    db = await make_db("sqlite")
+    store = SqlSessionStore(db)
+    cookie = new_cookie_value()
+    await store.create(_session(hash_cookie(cookie)))
+    assert await store.get(hash_cookie(cookie)) is not None
+    path = sqlite_path(db.url)
+    assert path is not None
+    other = sqlite3.connect(path)  # another process's connection, e.g. `dojang sessions revoke`
+    with other:
+        other.execute("DELETE FROM sessions")
+    other.close()
+    assert await store.get(hash_cookie(cookie)) is None
+    await store.close()
+
+
+async def test_sqlite_fast_read_falls_back_when_the_file_breaks(
+    make_db: Callable[[str], Awaitable[Database]],
+) -> None:
+    """A read error on the fast path falls back to the async path, which fails closed."""
+    db = await make_db("sqlite")
+    store = SqlSessionStore(db)
+    path = sqlite_path(db.url)
+    assert path is not None
+    await db.dispose()
+    _replace_with_directory(path)
+    with pytest.raises(StoreUnavailable):
+        await store.get(hash_cookie(new_cookie_value()))
+    await store.close()

@@ -83,6 +83,7 @@ class Services:
 
     async def close(self) -> None:
         """Release connections."""
+        await self.sessions.store.close()
         await self.db.dispose()
 
 

@@ -70,3 +70,7 @@ class SessionStore(Protocol):
     async def ping(self) -> None:
         """Return if the store answers; raise ``StoreUnavailable`` otherwise."""
         ...
+
+    async def close(self) -> None:
+        """Release what the store holds of its own (shared pools belong to their owner)."""
+        ...

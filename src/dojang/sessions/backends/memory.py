@@ -98,5 +98,8 @@ class MemorySessionStore:
             self._remove(key)
         return len(doomed)
 
+    async def close(self) -> None:
+        """Nothing to release."""
+
     async def ping(self) -> None:
         """Always answers: the store is this process."""

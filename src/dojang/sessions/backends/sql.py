@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
@@ -11,9 +13,12 @@ from sqlalchemy import Row, case, delete, exc, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dojang.errors import SessionCollision, SessionNotFound, StoreUnavailable
+from dojang.sessions.backends.sqlite_reader import SqliteReader, sqlite_path
 from dojang.sessions.model import Session, decode_data, encode_data
 from dojang.storage.db import Database
 from dojang.storage.sessions_tables import sessions_table as t
+
+log = logging.getLogger("dojang.sessions")
 
 _Row: TypeAlias = Row[*tuple[Any, ...]]
 
@@ -71,11 +76,46 @@ def _from_row(row: _Row) -> Session:
     )
 
 
+def _from_tuple(row: tuple[Any, ...]) -> Session:
+    (
+        key_hash,
+        sid,
+        user_id,
+        created_at,
+        last_seen,
+        auth_time,
+        idle_timeout,
+        absolute,
+        csrf,
+        methods,
+        ip,
+        user_agent,
+        data,
+    ) = row
+    return Session(
+        key_hash=bytes(key_hash),
+        sid=sid,
+        user_id=user_id,
+        created_at=created_at,
+        last_seen=last_seen,
+        auth_time=auth_time,
+        idle_timeout=idle_timeout,
+        absolute_expires_at=absolute,
+        csrf_secret=csrf,
+        methods=tuple(json.loads(methods)),
+        ip=ip,
+        user_agent=user_agent,
+        data=decode_data(data),
+    )
+
+
 class SqlSessionStore:
     """A :class:`~dojang.sessions.store.SessionStore` on the ``sessions`` table."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        path = sqlite_path(db.url) if db.is_sqlite else None
+        self._reader = SqliteReader(path) if path is not None else None
 
     def __repr__(self) -> str:
         # The URL may carry a password; name the dialect only.
@@ -110,6 +150,13 @@ class SqlSessionStore:
 
     async def get(self, key_hash: bytes) -> Session | None:
         """Return the session under ``key_hash``, or ``None``; never creates one."""
+        if self._reader is not None:
+            try:
+                row = self._reader.get(key_hash)
+            except sqlite3.Error as e:
+                log.warning("fast session read failed (%s); using the async path", type(e).__name__)
+            else:
+                return None if row is None else _from_tuple(row)
         return await self._select_one(t.c.key_hash == key_hash)
 
     async def get_by_sid(self, sid: str) -> Session | None:
@@ -182,6 +229,11 @@ class SqlSessionStore:
         async with self._begin() as conn:
             result = await conn.execute(delete(t).where(t.c.expires_at <= now))
         return result.rowcount
+
+    async def close(self) -> None:
+        """Close the fast-read connection; the engine belongs to the ``Database``."""
+        if self._reader is not None:
+            self._reader.close()
 
     async def ping(self) -> None:
         """Run ``SELECT 1``; ``StoreUnavailable`` if the database does not answer."""
