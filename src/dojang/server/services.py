@@ -93,6 +93,8 @@ def load_or_create_keys(settings: Settings, clock: Clock) -> KeySet:
     if path.exists():
         return KeySet.load(path)
     keyset = KeySet.generate(settings.key_alg, now=clock.now())
+    # Publish the next key from the start, so verifiers already know it when it is promoted.
+    keyset.add_next(now=clock.now())
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     keyset.save(path)
     log.info("created signing keys in %s", path)
