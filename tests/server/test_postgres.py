@@ -33,7 +33,7 @@ async def pg_url() -> AsyncIterator[str]:
             await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
                 text(f"CREATE DATABASE {name}")
             )
-    except Exception as exc:  # noqa: BLE001 - any connect failure means "no server here"
+    except Exception as exc:
         await admin.dispose()
         _unreachable(type(exc).__name__)
     base = POSTGRES_URL.rsplit("/", 1)[0]
