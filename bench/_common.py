@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import gc
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -61,6 +62,24 @@ def library_versions(names: Iterable[str] = LIBRARIES) -> dict[str, str]:
     return versions
 
 
+def source_fingerprint(root: Path | None = None) -> dict[str, str]:
+    """SHA-256 over ``src/dojang/**/*.py`` and the newest file: which code was measured.
+
+    The tree may have no commits (or uncommitted edits), so a content hash says more than
+    a git revision would.
+    """
+    root = root or Path(__file__).resolve().parent.parent / "src" / "dojang"
+    digest = hashlib.sha256()
+    newest: tuple[float, str] = (0.0, "")
+    for path in sorted(root.rglob("*.py")):
+        data = path.read_bytes()
+        rel = path.relative_to(root).as_posix()
+        digest.update(rel.encode() + b"\0" + data + b"\0")
+        newest = max(newest, (path.stat().st_mtime, rel))
+    when = _dt.datetime.fromtimestamp(newest[0], _dt.UTC).isoformat(timespec="seconds")
+    return {"sha256": digest.hexdigest()[:16], "newest_file": newest[1], "newest_mtime": when}
+
+
 def machine_info() -> dict[str, Any]:
     """What a reader needs to judge the numbers: CPU, cores, load, Python, libraries, date."""
     try:
@@ -75,6 +94,7 @@ def machine_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),
         "libraries": library_versions(),
+        "dojang_source": source_fingerprint(),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
 
@@ -199,8 +219,10 @@ def machine_md(info: Mapping[str, Any]) -> str:
     """A short Markdown paragraph describing the machine."""
     libs = ", ".join(f"{k} {v}" for k, v in info["libraries"].items())
     load = ", ".join(f"{x:.2f}" for x in info.get("loadavg_at_start", []))
+    src = info.get("dojang_source", {})
     return (
         f"Machine: {info['cpu_model']}, {info['nproc']} CPUs (load at start: {load}); "
         f"{info['python_implementation']} {info['python']}; {info['platform']}.  \n"
-        f"Libraries: {libs}.  \nDate: {info['date']}."
+        f"Libraries: {libs}.  \ndojang source: sha256 {src.get('sha256')} (newest file "
+        f"{src.get('newest_file')} at {src.get('newest_mtime')}).  \nDate: {info['date']}."
     )
