@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LINT_DIRS := $(wildcard src tests bench examples deploy)
 
 .PHONY: run test lint typecheck pytest bench clean venv
 
@@ -19,8 +20,8 @@ run: $(STAMP)
 	$(BIN)/dojang serve --demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src/dojang

@@ -84,3 +84,32 @@ def test_key_rotation_keeps_old_key_published(tmp_path: Path) -> None:
     listed = runner.invoke(app, ["keys", "list"], env=env).output
     assert "retired" in listed and "active" in listed and "next" in listed
     assert keys.read_text() != json.dumps(before)
+
+
+def test_audit_trail_records_cli_changes(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    runner.invoke(
+        app, ["users", "add", "gina", "--password-stdin"], input="a long enough password\n", env=env
+    )
+    assert (
+        runner.invoke(
+            app, ["audiences", "add", "orders-api", "--scopes", "orders:read orders:write"], env=env
+        ).exit_code
+        == 0
+    )
+    added = runner.invoke(
+        app, ["clients", "add", "reporter", "--grant", "orders-api=orders:read"], env=env
+    )
+    assert added.exit_code == 0, added.output
+    secret = added.output.split("client_secret: ")[1].split()[0]
+    listed = runner.invoke(app, ["clients", "list"], env=env).output
+    assert "reporter" in listed and secret not in listed
+    bad = runner.invoke(app, ["clients", "add", "x", "--grant", "nope=a"], env=env)
+    assert bad.exit_code == 1 and "unknown audience" in bad.output
+    tail = runner.invoke(app, ["audit", "tail", "--json"], env=env)
+    assert tail.exit_code == 0
+    actions = [json.loads(line)["action"] for line in tail.output.splitlines()]
+    assert actions == ["user.created", "audience.added", "client.added"]
+    assert secret not in tail.output
+    found = runner.invoke(app, ["audit", "search", "--action", "client", "--json"], env=env)
+    assert [json.loads(x)["action"] for x in found.output.splitlines()] == ["client.added"]

@@ -7,7 +7,9 @@ print one clear message per problem and exit with status 2, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
+import json
 import os
 import secrets
 import sys
@@ -37,6 +39,8 @@ audiences_app = typer.Typer(no_args_is_help=True, help="APIs that accept dojang 
 app.add_typer(keys_app, name="keys")
 app.add_typer(clients_app, name="clients")
 app.add_typer(audiences_app, name="audiences")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
+app.add_typer(audit_app, name="audit")
 
 out = Console()
 err = Console(stderr=True)
@@ -73,6 +77,14 @@ async def _with_services(settings: Settings, fn: Callable[[Any], Awaitable[T]]) 
         return await fn(svc)
     finally:
         await svc.close()
+
+
+def _operator() -> str:
+    """Who ran the command, for the audit trail (the OS account; no secrets)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 def _read_password(from_stdin: bool, confirm: bool = True) -> str:
@@ -201,7 +213,13 @@ def users_add(
     """Create a user; the password is prompted for (or read from stdin)."""
     settings = _settings(data_dir=data_dir)
     password = _read_password(password_stdin)
-    user = _run(_with_services(settings, lambda s: s.accounts.create_user(username, password)))
+
+    async def go(svc: Any) -> Any:
+        user = await svc.accounts.create_user(username, password)
+        await svc.audit.record("user.created", actor=_operator(), subject=user.id)
+        return user
+
+    user = _run(_with_services(settings, go))
     out.print(f"created user {user.username} (id {user.id})", highlight=False)
 
 
@@ -226,7 +244,8 @@ def users_disable(username: str, data_dir: Path | None = DataDirOpt) -> None:
     async def go(svc: Any) -> int:
         user = await svc.accounts.get_by_username(username)
         live = len(await svc.sessions.list_for_user(user.id)) if user else 0
-        await svc.accounts.disable(username)  # ends every session through the accounts hook
+        disabled = await svc.accounts.disable(username)  # the accounts hook ends every session
+        await svc.audit.record("user.disabled", actor=_operator(), subject=disabled.id, ended=live)
         return live
 
     ended = _run(_with_services(settings, go))
@@ -237,7 +256,12 @@ def users_disable(username: str, data_dir: Path | None = DataDirOpt) -> None:
 def users_enable(username: str, data_dir: Path | None = DataDirOpt) -> None:
     """Enable a disabled user."""
     settings = _settings(data_dir=data_dir)
-    _run(_with_services(settings, lambda s: s.accounts.enable(username)))
+
+    async def go(svc: Any) -> None:
+        user = await svc.accounts.enable(username)
+        await svc.audit.record("user.enabled", actor=_operator(), subject=user.id)
+
+    _run(_with_services(settings, go))
     out.print(f"enabled {username}", highlight=False)
 
 
@@ -256,7 +280,10 @@ def users_set_password(
     async def go(svc: Any) -> int:
         user = await svc.accounts.get_by_username(username)
         live = len(await svc.sessions.list_for_user(user.id)) if user else 0
-        await svc.accounts.set_password(username, password)  # the hook ends every session
+        changed = await svc.accounts.set_password(username, password)  # ends every session
+        await svc.audit.record(
+            "user.password_changed", actor=_operator(), subject=changed.id, ended=live
+        )
         return live
 
     ended = _run(_with_services(settings, go))
@@ -296,7 +323,17 @@ def sessions_list(username: str, data_dir: Path | None = DataDirOpt) -> None:
 def sessions_revoke(sid: str, data_dir: Path | None = DataDirOpt) -> None:
     """End a session by its public id."""
     settings = _settings(data_dir=data_dir)
-    ended = _run(_with_services(settings, lambda s: s.sessions.revoke(sid)))
+
+    async def go(svc: Any) -> bool:
+        session = await svc.sessions.store.get_by_sid(sid)
+        if session is None or not await svc.sessions.revoke(sid):
+            return False
+        await svc.audit.record(
+            "session.revoked", actor=_operator(), subject=session.user_id, sid=sid, via="cli"
+        )
+        return True
+
+    ended = _run(_with_services(settings, go))
     if not ended:
         _fail(f"no live session {sid!r}", 1)
     out.print(f"ended session {sid}", highlight=False)
@@ -315,7 +352,15 @@ def audiences_add(
 ) -> None:
     """Register an API that accepts dojang access tokens."""
     settings = _settings(data_dir=data_dir)
-    aud = _run(_with_services(settings, lambda s: s.clients.add_audience(name, scopes)))
+
+    async def go(svc: Any) -> Any:
+        added = await svc.clients.add_audience(name, scopes)
+        await svc.audit.record(
+            "audience.added", actor=_operator(), subject=name, scopes=" ".join(sorted(added.scopes))
+        )
+        return added
+
+    aud = _run(_with_services(settings, go))
     out.print(
         f"audience {aud.name} with scopes: {' '.join(sorted(aud.scopes)) or '(none)'}",
         highlight=False,
@@ -336,7 +381,14 @@ def audiences_list(data_dir: Path | None = DataDirOpt) -> None:
 def audiences_remove(name: str, data_dir: Path | None = DataDirOpt) -> None:
     """Remove an audience: no new tokens are minted for it."""
     settings = _settings(data_dir=data_dir)
-    if not _run(_with_services(settings, lambda s: s.clients.remove_audience(name))):
+
+    async def go(svc: Any) -> bool:
+        removed: bool = await svc.clients.remove_audience(name)
+        if removed:
+            await svc.audit.record("audience.removed", actor=_operator(), subject=name)
+        return removed
+
+    if not _run(_with_services(settings, go)):
         _fail(f"no audience {name!r}", 1)
     out.print(f"removed audience {name}", highlight=False)
 
@@ -365,9 +417,20 @@ def clients_add(
     """Register a service client; its secret is printed once and stored hashed."""
     settings = _settings(data_dir=data_dir)
     grants = _parse_grants(grant)
-    client, secret = _run(
-        _with_services(settings, lambda s: s.clients.add_client(name, grants=grants, serves=serves))
-    )
+
+    async def go(svc: Any) -> Any:
+        added = await svc.clients.add_client(name, grants=grants, serves=serves)
+        await svc.audit.record(
+            "client.added",
+            actor=_operator(),
+            subject=added[0].client_id,
+            name=name,
+            grants=grants,
+            serves=serves,
+        )
+        return added
+
+    client, secret = _run(_with_services(settings, go))
     out.print(f"client_id: {client.client_id}", highlight=False)
     out.print(f"client_secret: {secret}", highlight=False)
     err.print("The secret is shown only now; dojang keeps only its hash.", highlight=False)
@@ -388,7 +451,14 @@ def clients_list(data_dir: Path | None = DataDirOpt) -> None:
 def clients_remove(name: str, data_dir: Path | None = DataDirOpt) -> None:
     """Remove a client by name or id; its secret stops working at once."""
     settings = _settings(data_dir=data_dir)
-    if not _run(_with_services(settings, lambda s: s.clients.remove_client(name))):
+
+    async def go(svc: Any) -> bool:
+        removed: bool = await svc.clients.remove_client(name)
+        if removed:
+            await svc.audit.record("client.removed", actor=_operator(), subject=name)
+        return removed
+
+    if not _run(_with_services(settings, go)):
         _fail(f"no client {name!r}", 1)
     out.print(f"removed client {name}", highlight=False)
 
@@ -446,7 +516,10 @@ def keys_rotate(data_dir: Path | None = DataDirOpt) -> None:
     except DojangError as exc:
         _fail(str(exc), 1)
         return
-    out.print(f"active key is now {new.kid}; restart or signal servers to reload", highlight=False)
+    _audit_key_change(settings, "key.rotated", new.kid)
+    out.print(
+        f"active key is now {new.kid}; running servers pick it up within seconds", highlight=False
+    )
 
 
 @keys_app.command("retire")
@@ -465,7 +538,78 @@ def keys_retire(kid: str, data_dir: Path | None = DataDirOpt) -> None:
     except DojangError as exc:
         _fail(str(exc), 1)
         return
+    _audit_key_change(settings, "key.retired", kid)
     out.print(f"retired {kid}", highlight=False)
+
+
+def _audit_key_change(settings: Settings, action: str, kid: str) -> None:
+    async def go(svc: Any) -> None:
+        await svc.audit.record(action, actor=_operator(), subject=kid)
+
+    _run(_with_services(settings, go))
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+def _print_audit(records: list[Any]) -> None:
+    table = Table("time", "action", "outcome", "actor", "subject", "ip", "session", "detail")
+    for r in records:
+        table.add_row(
+            _fmt_time(r.at),
+            r.action,
+            r.outcome,
+            r.actor or "",
+            r.subject or "",
+            r.client_ip or "",
+            (r.session_ref or "")[:12],
+            json.dumps(r.detail, separators=(",", ":"))[:60],
+        )
+    out.print(table)
+
+
+@audit_app.command("tail")
+def audit_tail(
+    n: int = typer.Option(20, "-n", min=1, max=10000, help="How many records."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    data_dir: Path | None = DataDirOpt,
+) -> None:
+    """The newest audit records."""
+    settings = _settings(data_dir=data_dir)
+    records = _run(_with_services(settings, lambda s: s.audit.search(limit=n)))
+    _emit_audit(list(reversed(records)), as_json)
+
+
+@audit_app.command("search")
+def audit_search(
+    action: str | None = typer.Option(None, "--action", help="Action prefix, e.g. login."),
+    actor: str | None = typer.Option(None, "--actor"),
+    subject: str | None = typer.Option(None, "--subject"),
+    since: float | None = typer.Option(None, "--since", help="Unix time."),
+    until: float | None = typer.Option(None, "--until", help="Unix time."),
+    limit: int = typer.Option(100, "--limit", min=1, max=10000),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    data_dir: Path | None = DataDirOpt,
+) -> None:
+    """Search the audit trail (newest first)."""
+    settings = _settings(data_dir=data_dir)
+    records = _run(
+        _with_services(
+            settings,
+            lambda s: s.audit.search(
+                action=action, actor=actor, subject=subject, since=since, until=until, limit=limit
+            ),
+        )
+    )
+    _emit_audit(records, as_json)
+
+
+def _emit_audit(records: list[Any], as_json: bool) -> None:
+    if as_json:
+        for r in records:
+            sys.stdout.write(json.dumps(dataclasses.asdict(r), separators=(",", ":")) + "\n")
+        return
+    _print_audit(records)
 
 
 def _num(value: object) -> float | None:

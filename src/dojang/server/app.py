@@ -22,6 +22,7 @@ from dojang.config import Settings
 from dojang.errors import DojangError
 from dojang.server.forward_auth import ForwardAuth
 from dojang.server.headers import SecurityHeadersMiddleware
+from dojang.server.keywatch import key_watcher
 from dojang.server.pages import STATIC, render
 from dojang.server.responses import HTTPError, dojang_error_response, error_response
 from dojang.server.routes import api_sessions, ops, pages, revocations, tokens
@@ -136,7 +137,8 @@ def create_app(
         built = await build_services(settings)
         app.state.services = built
         try:
-            yield
+            async with key_watcher(built):
+                yield
         finally:
             await built.close()
 

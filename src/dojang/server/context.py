@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import cast
+from typing import Any, cast
 
 from starlette.requests import Request
 
@@ -52,6 +52,13 @@ def user_agent(request: Request) -> str | None:
     """The User-Agent, truncated (it is stored with the session for the account page)."""
     ua = request.headers.get("user-agent")
     return ua[:512] if ua else None
+
+
+async def audit(request: Request, action: str, **fields: Any) -> None:
+    """Record an audited action with the request's client IP and user agent."""
+    await services(request).audit.record(
+        action, client_ip=remote_ip(request), user_agent=user_agent(request), **fields
+    )
 
 
 def check_same_origin(request: Request) -> None:

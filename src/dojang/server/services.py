@@ -9,6 +9,7 @@ from pathlib import Path
 from dojang.accounts.clients import Audience, ClientRegistry
 from dojang.accounts.passwords import PasswordHasher
 from dojang.accounts.users import Accounts
+from dojang.audit import AuditLog
 from dojang.clock import SYSTEM_CLOCK, Clock
 from dojang.config import MAX_ACCESS_TTL, Settings
 from dojang.events import Event, EventLog
@@ -47,6 +48,7 @@ class Services:
     public_origin: str
     revocations: DenyList
     clients: ClientRegistry
+    audit: AuditLog
     events: EventLog
     _verifiers: dict[str, Verifier] = field(default_factory=dict)
     forward_tokens: TokenCache = field(default_factory=lambda: TokenCache())
@@ -64,6 +66,12 @@ class Services:
             self._audiences.clear()
         self._audiences[name] = (found, now + AUDIENCE_CACHE_SECONDS)
         return found
+
+    def replace_keys(self, keyset: KeySet) -> None:
+        """Switch to a reloaded key set: new tokens use its active key, checks its keys."""
+        self.keyset = keyset
+        self.issuer.keyset = keyset
+        self._verifiers.clear()
 
     def verifier_for(self, audience: str) -> Verifier:
         """This server's own verifier for tokens addressed to ``audience`` (cached)."""
@@ -192,6 +200,7 @@ async def build_services(
         public_origin=origin_of(settings.public_url),
         revocations=revocations,
         clients=ClientRegistry(db, clock=clock),
+        audit=AuditLog(db, clock=clock),
         events=events,
         forward_tokens=forward_tokens,
     )

@@ -2,6 +2,7 @@
 
 from dojang.storage import (
     accounts_tables,
+    audit_tables,
     events_tables,
     oauth_tables,
     sessions_tables,
@@ -10,6 +11,7 @@ from dojang.storage import (
 
 __all__ = [
     "accounts_tables",
+    "audit_tables",
     "events_tables",
     "oauth_tables",
     "sessions_tables",

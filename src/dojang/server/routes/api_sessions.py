@@ -17,6 +17,7 @@ from starlette.responses import Response
 from dojang.errors import AuthError, InvalidCredentials, Throttled
 from dojang.server.bodies import read_json
 from dojang.server.context import (
+    audit,
     check_csrf_token,
     check_same_origin,
     current_session,
@@ -124,16 +125,31 @@ async def log_in(request: Request) -> Response:
     try:
         user = await svc.accounts.authenticate(body.username, body.password, ip=remote_ip(request))
     except Throttled:
+        await audit(
+            request, "login.throttled", outcome="denied", subject=body.username[:64], via="api"
+        )
         raise
     except AuthError:
         # One generic answer for every bad credential (unknown user, wrong password,
         # disabled account, malformed username): no account enumeration.
+        await audit(
+            request, "login.failure", outcome="failure", subject=body.username[:64], via="api"
+        )
         raise InvalidCredentials("incorrect username or password") from None
     old = session_cookie(request)
     if old is not None:
         await svc.sessions.destroy(old)  # no fixation: the pre-login session dies
     cookie, session = await svc.sessions.create(
         user.id, ip=remote_ip(request), user_agent=user_agent(request), remember=body.remember
+    )
+    await audit(
+        request,
+        "login.success",
+        actor=user.id,
+        subject=user.id,
+        sid=session.sid,
+        via="api",
+        remember=body.remember,
     )
     max_age = int(session.absolute_expires_at - svc.clock.now()) if body.remember else None
     data = await _session_out(request, session)
@@ -155,6 +171,14 @@ async def log_out(request: Request) -> Response:
     check_csrf_token(session, request.headers.get("x-csrf-token"))
     svc = services(request)
     await svc.sessions.destroy(cookie)
+    await audit(
+        request,
+        "logout",
+        actor=session.user_id,
+        subject=session.user_id,
+        sid=session.sid,
+        via="api",
+    )
     return Response(
         status_code=204,
         headers={"set-cookie": svc.cookies.clear_session_cookie(), "cache-control": "no-store"},
@@ -184,6 +208,9 @@ async def end_session(request: Request, sid: str) -> Response:
         raise HTTPError(404, "session_not_found", "no such session")
     if sid == session.sid:
         await svc.sessions.destroy(cookie)
+        await audit(
+            request, "logout", actor=session.user_id, subject=session.user_id, sid=sid, via="api"
+        )
         return Response(
             status_code=204,
             headers={"set-cookie": svc.cookies.clear_session_cookie(), "cache-control": "no-store"},
@@ -191,6 +218,14 @@ async def end_session(request: Request, sid: str) -> Response:
     # Only the owner's sessions: another user's sid answers exactly like an unknown one.
     if not await svc.sessions.revoke(sid, user_id=session.user_id):
         raise HTTPError(404, "session_not_found", "no such session")
+    await audit(
+        request,
+        "session.revoked",
+        actor=session.user_id,
+        subject=session.user_id,
+        sid=sid,
+        via="api",
+    )
     return Response(status_code=204, headers={"cache-control": "no-store"})
 
 
@@ -203,6 +238,15 @@ async def end_all_sessions(request: Request, keep_current: bool = False) -> Resp
     svc = services(request)
     ended = await svc.sessions.revoke_all(
         session.user_id, except_sid=session.sid if keep_current else None
+    )
+    await audit(
+        request,
+        "sessions.revoked_all",
+        actor=session.user_id,
+        subject=session.user_id,
+        sid=session.sid,
+        ended=len(ended),
+        via="api",
     )
     headers = {} if keep_current else {"set-cookie": svc.cookies.clear_session_cookie()}
     return json_ok({"ended": len(ended)}, 200, headers)

@@ -19,6 +19,7 @@ from dojang.errors import (
 )
 from dojang.server.bodies import read_form
 from dojang.server.context import (
+    audit,
     check_csrf_token,
     check_same_origin,
     current_session,
@@ -128,6 +129,7 @@ async def login_submit(request: Request) -> Response:
             username, form.get("password", ""), ip=remote_ip(request)
         )
     except Throttled as exc:
+        await audit(request, "login.throttled", outcome="denied", subject=username, via="form")
         return _login_page(
             request,
             status=429,
@@ -138,11 +140,21 @@ async def login_submit(request: Request) -> Response:
     except AuthError:
         # InvalidCredentials, and any username/password shape error, look the same to the
         # client: one generic message, so the form leaks nothing about which part was wrong.
+        await audit(request, "login.failure", outcome="failure", subject=username, via="form")
         return _login_page(
             request, status=401, username=username, next_path=target, error=GENERIC_LOGIN_ERROR
         )
     remember = form.get("remember") == "1"
     cookie, session = await _start_session(request, user.id, remember)
+    await audit(
+        request,
+        "login.success",
+        actor=user.id,
+        subject=user.id,
+        sid=session.sid,
+        via="form",
+        remember=remember,
+    )
     return _redirect(
         target,
         _session_set_cookie(request, cookie, session, remember),
@@ -162,6 +174,14 @@ async def logout(request: Request) -> Response:
         return _redirect("/login", svc.cookies.clear_session_cookie())
     check_csrf_token(session, form.get("csrf_token"))
     await svc.sessions.destroy(cookie)
+    await audit(
+        request,
+        "logout",
+        actor=session.user_id,
+        subject=session.user_id,
+        sid=session.sid,
+        via="form",
+    )
     return _redirect("/login", svc.cookies.clear_session_cookie())
 
 
@@ -191,6 +211,7 @@ async def register_submit(request: Request) -> Response:
             request, status=400, username=username, error=message, template="register.html"
         )
     cookie, session = await _start_session(request, user.id, remember=False)
+    await audit(request, "user.registered", actor=user.id, subject=user.id, sid=session.sid)
     return _redirect("/account", _session_set_cookie(request, cookie, session, False))
 
 
@@ -229,8 +250,24 @@ async def end_session(request: Request, sid: str) -> Response:
     svc = services(request)
     if sid == session.sid:
         await svc.sessions.destroy(cookie)
+        await audit(
+            request,
+            "logout",
+            actor=session.user_id,
+            subject=session.user_id,
+            sid=session.sid,
+            via="account page",
+        )
         return _redirect("/login", svc.cookies.clear_session_cookie())
-    await svc.sessions.revoke(sid, user_id=session.user_id)
+    if await svc.sessions.revoke(sid, user_id=session.user_id):
+        await audit(
+            request,
+            "session.revoked",
+            actor=session.user_id,
+            subject=session.user_id,
+            sid=sid,
+            via="account page",
+        )
     return _redirect("/account?done=ended")
 
 
@@ -242,5 +279,14 @@ async def end_all_sessions(request: Request) -> Response:
     _, session = await current_session(request)
     check_csrf_token(session, form.get("csrf_token"))
     svc = services(request)
-    await svc.sessions.revoke_all(session.user_id)
+    ended = await svc.sessions.revoke_all(session.user_id)
+    await audit(
+        request,
+        "sessions.revoked_all",
+        actor=session.user_id,
+        subject=session.user_id,
+        sid=session.sid,
+        ended=len(ended),
+        via="account page",
+    )
     return _redirect("/login", svc.cookies.clear_session_cookie())

@@ -12,7 +12,13 @@ from starlette.responses import JSONResponse, Response
 
 from dojang.server import oauth
 from dojang.server.bodies import read_form, read_json
-from dojang.server.context import check_csrf_token, check_same_origin, current_session, services
+from dojang.server.context import (
+    audit,
+    check_csrf_token,
+    check_same_origin,
+    current_session,
+    services,
+)
 from dojang.server.oauth import OAuthError
 from dojang.server.responses import HTTPError, json_ok
 
@@ -78,6 +84,16 @@ async def mint_for_session(request: Request) -> Response:
         sid=session.sid,
         client_id=oauth.SESSION_CLIENT_ID,
     )
+    await audit(
+        request,
+        "token.minted",
+        actor=session.user_id,
+        subject=session.user_id,
+        sid=session.sid,
+        kind="access",
+        audience=audience.name,
+        scope=scope,
+    )
     out: dict[str, Any] = {
         "access_token": token,
         "token_type": "Bearer",
@@ -106,13 +122,31 @@ async def token_endpoint(request: Request) -> Response:
         grant = form.get("grant_type")
         if grant == "client_credentials":
             body = await oauth.client_credentials(svc, client, form)
+            await audit(
+                request,
+                "token.minted",
+                actor=client.client_id,
+                subject=client.client_id,
+                kind="service",
+                audience=form.get("audience") or next(iter(client.grants), None),
+                scope=body.get("scope", ""),
+            )
         elif grant == oauth.TOKEN_EXCHANGE:
             body = await oauth.token_exchange(svc, client, form)
+            await audit(
+                request,
+                "token.exchanged",
+                actor=client.client_id,
+                audience=form.get("audience"),
+                scope=body.get("scope", ""),
+            )
         elif not grant:
             raise OAuthError("invalid_request", "grant_type is required")
         else:
             raise OAuthError("unsupported_grant_type", f"grant_type {grant[:64]!r} not supported")
     except OAuthError as exc:
+        if exc.code == "invalid_client":
+            await audit(request, "client.auth_failure", outcome="failure")
         return oauth_error(exc)
     return JSONResponse(body, headers={"cache-control": "no-store", "pragma": "no-cache"})
 
@@ -148,6 +182,7 @@ async def revocation_endpoint(request: Request) -> Response:
     except OAuthError as exc:
         return oauth_error(exc)
     await oauth.revoke(svc, client, token)
+    await audit(request, "token.revocation_requested", actor=client.client_id)
     return Response(status_code=200, headers={"cache-control": "no-store"})
 
 

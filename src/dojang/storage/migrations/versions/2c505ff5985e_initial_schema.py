@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: a19faa1c4d22
+Revision ID: 2c505ff5985e
 Revises:
-Create Date: 2026-11-29 22:23:28.459793
+Create Date: 2026-11-29 22:31:07.768246
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "a19faa1c4d22"
+revision = "2c505ff5985e"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -25,6 +25,31 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_audiences")),
     )
+    op.create_table(
+        "audit_log",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.Column("action", sa.String(length=48), nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("actor", sa.String(length=128), nullable=True),
+        sa.Column("subject", sa.String(length=128), nullable=True),
+        sa.Column("client_ip", sa.String(length=64), nullable=True),
+        sa.Column("user_agent", sa.String(length=256), nullable=True),
+        sa.Column("session_ref", sa.String(length=32), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+    )
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_log_action"), ["action"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_log_actor"), ["actor"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_log_subject"), ["subject"], unique=False)
+
     op.create_table(
         "clients",
         sa.Column("client_id", sa.String(length=64), nullable=False),
@@ -158,5 +183,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_clients_name"))
 
     op.drop_table("clients")
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_log_subject"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_at"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_actor"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_action"))
+
+    op.drop_table("audit_log")
     op.drop_table("audiences")
     # ### end Alembic commands ###
