@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any, Literal
 
 from sqlalchemy import insert, select
@@ -62,9 +63,16 @@ def _clean_detail(detail: dict[str, Any]) -> dict[str, Any]:
 class AuditLog:
     """Writes audit records to the ``audit_log`` table and to the ``dojang.audit`` logger."""
 
-    def __init__(self, db: Database, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        on_record: Callable[[str, str, dict[str, Any]], None] | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._on_record = on_record
 
     async def record(
         self,
@@ -93,6 +101,8 @@ class AuditLog:
         line = {k: v for k, v in asdict(rec).items() if v not in (None, {}, 0) or k == "at"}
         line.pop("id", None)
         log.info(json.dumps(line, separators=(",", ":"), sort_keys=True))
+        if self._on_record is not None:
+            self._on_record(rec.action, rec.outcome, rec.detail)
         try:
             async with self._db.engine.begin() as conn:
                 result = await conn.execute(

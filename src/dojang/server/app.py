@@ -21,13 +21,13 @@ from starlette.staticfiles import StaticFiles
 from dojang.config import Settings
 from dojang.errors import DojangError
 from dojang.server.forward_auth import ForwardAuth
-from dojang.server.headers import SecurityHeadersMiddleware
+from dojang.server.headers import SecurityHeadersMiddleware, security_headers
 from dojang.server.keywatch import key_watcher
 from dojang.server.pages import STATIC, render
 from dojang.server.responses import HTTPError, dojang_error_response, error_response
-from dojang.server.routes import api_sessions, ops, pages, revocations, tokens
+from dojang.server.routes import api_sessions, events, ops, pages, revocations, tokens
 from dojang.server.services import Services, build_services
-from dojang.server.types import Receive, Scope, Send
+from dojang.server.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("dojang.server")
 
@@ -107,9 +107,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 class DojangApp:
     """The outer ASGI callable: fast path for ``/auth/check``, FastAPI for the rest."""
 
-    def __init__(self, api: FastAPI, forward_auth: ForwardAuth) -> None:
-        self.api = api
+    def __init__(self, app: ASGIApp, forward_auth: ForwardAuth, api: FastAPI) -> None:
+        self.app = app
         self.forward_auth = forward_auth
+        self.api = api
 
     @property
     def state(self) -> Any:
@@ -120,12 +121,10 @@ class DojangApp:
         if scope["type"] == "http" and scope["path"] == "/auth/check":
             await self.forward_auth(scope, receive, send)
             return
-        await self.api(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
-def create_app(
-    settings: Settings, *, services: Services | None = None
-) -> SecurityHeadersMiddleware:
+def create_app(settings: Settings, *, services: Services | None = None) -> DojangApp:
     """Build the application. With ``services`` given (tests), the lifespan does not own them."""
 
     @asynccontextmanager
@@ -160,11 +159,17 @@ def create_app(
     api.include_router(ops.router)
     api.include_router(tokens.router)
     api.include_router(revocations.router)
+    api.include_router(events.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def get_services() -> Services:
         svc: Services = api.state.services
         return svc
 
-    app = DojangApp(api, ForwardAuth(get_services))
-    return SecurityHeadersMiddleware(app, https=settings.is_https)
+    # The forward-auth handler sets the same security headers itself, from a pre-built list,
+    # so the hottest path skips the per-response header-merging wrapper.
+    return DojangApp(
+        SecurityHeadersMiddleware(api, https=settings.is_https),
+        ForwardAuth(get_services, extra_headers=security_headers(https=settings.is_https)),
+        api,
+    )

@@ -29,6 +29,11 @@ class CookiePolicy:
         """Name of the pre-session login-CSRF cookie (double submit)."""
         return ("__Host-" if self.https else "") + LOGIN_CSRF_COOKIE
 
+    @property
+    def session_name_bytes(self) -> bytes:
+        """The session cookie name as bytes (for raw ASGI header parsing)."""
+        return b"__Host-dojang_session" if self.https else b"dojang_session"
+
     def _flags(self, same_site: str) -> str:
         flags = f"; Path=/; HttpOnly; SameSite={same_site}"
         if self.https:

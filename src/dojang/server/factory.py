@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dojang.config import load_settings
-from dojang.server.app import create_app
-from dojang.server.headers import SecurityHeadersMiddleware
+from dojang.server.app import DojangApp, create_app
 
 
-def app_from_env() -> SecurityHeadersMiddleware:
+def app_from_env() -> DojangApp:
     """Build the application from ``DOJANG_*`` settings (used by ``uvicorn --factory``)."""
     return create_app(load_settings())

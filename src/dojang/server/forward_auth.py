@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from time import perf_counter
 from urllib.parse import parse_qs, quote
 
 from dojang.errors import SessionNotFound, StoreUnavailable
@@ -25,6 +26,7 @@ _JSON = (b"content-type", b"application/json")
 _BODY_401 = b'{"error":"unauthenticated","detail":"no live session"}'
 _BODY_503 = b'{"error":"store_unavailable","detail":"session store did not answer"}'
 _MAX_COOKIE_HEADER = 8192
+_STATUS_LABELS = {200: "200", 302: "302", 400: "400", 401: "401", 405: "405", 503: "503"}
 
 
 class _BadQuery(Exception):
@@ -36,9 +38,15 @@ class _BadQuery(Exception):
 class ForwardAuth:
     """The ``/auth/check`` handler; ``get_services`` returns the running process's services."""
 
-    def __init__(self, get_services: Callable[[], Services]) -> None:
+    def __init__(
+        self,
+        get_services: Callable[[], Services],
+        *,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         self._get_services = get_services
-        self._cookie_prefix: bytes | None = None
+        # Security headers go on every answer; pre-built once, appended as a block.
+        self._extra = list(extra_headers or [])
 
     def _cookie(self, scope: Scope, name: bytes) -> str | None:
         prefix = name + b"="
@@ -76,44 +84,57 @@ class ForwardAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         svc = self._get_services()
+        started = perf_counter()
+        status = await self._handle(scope, send, svc)
+        metrics = svc.metrics
+        metrics.auth_check_seconds.observe(perf_counter() - started)
+        metrics.auth_checks.labels(status=_STATUS_LABELS.get(status, "other")).inc()
+
+    async def _handle(self, scope: Scope, send: Send, svc: Services) -> int:
+        """Answer one check; return the status sent."""
         if scope["method"] not in ("GET", "HEAD"):
             await _respond(
                 send,
                 405,
                 [_JSON, _NO_STORE, (b"allow", b"GET, HEAD")],
                 b'{"error":"method_not_allowed","detail":"use GET"}',
+                self._extra,
             )
-            return
-        cookie = self._cookie(scope, svc.cookies.session_name.encode())
+            return 405
+        cookie = self._cookie(scope, svc.cookies.session_name_bytes)
         try:
             if cookie is None:
                 raise SessionNotFound("no session cookie")
             session = await svc.sessions.load(cookie)
         except SessionNotFound:
-            await self._unauthenticated(scope, send, svc)
-            return
+            return await self._unauthenticated(scope, send, svc)
         except StoreUnavailable:
             # Fail closed: a store that cannot answer never yields a 200.
             log.warning("auth check refused: session store unavailable")
-            await _respond(send, 503, [_JSON, _NO_STORE, (b"retry-after", b"1")], _BODY_503)
-            return
+            svc.metrics.store_errors.labels(store="sessions").inc()
+            await _respond(
+                send, 503, [_JSON, _NO_STORE, (b"retry-after", b"1")], _BODY_503, self._extra
+            )
+            return 503
         headers = [
             _NO_STORE,
             (b"x-dojang-subject", session.user_id.encode()),
             (b"x-dojang-session", session.sid.encode()),
             (b"content-length", b"0"),
+            *self._extra,
         ]
         if scope["query_string"]:
             try:
                 token = await self._token_for(svc, session, scope["query_string"])
             except _BadQuery as exc:
                 body = b'{"error":"invalid_request","detail":"' + exc.detail + b'"}'
-                await _respond(send, 400, [_JSON, _NO_STORE], body)
-                return
+                await _respond(send, 400, [_JSON, _NO_STORE], body, self._extra)
+                return 400
             if token is not None:
                 headers.append((b"authorization", b"Bearer " + token.encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
+        return 200
 
     async def _token_for(self, svc: Services, session: Session, query: bytes) -> str | None:
         """``?aud=X[&scope=...]``: an access token for X, cached per session and audience."""
@@ -149,23 +170,31 @@ class ForwardAuth:
         )
         return token
 
-    async def _unauthenticated(self, scope: Scope, send: Send, svc: Services) -> None:
+    async def _unauthenticated(self, scope: Scope, send: Send, svc: Services) -> int:
         if svc.settings.auth_check_redirect and self._wants_html(scope):
             target = safe_next(self._original_path(scope), default="/")
             location = f"{svc.settings.issuer}/login?next={quote(target, safe='')}"
-            await _respond(send, 302, [_NO_STORE, (b"location", location.encode())], b"")
-            return
+            await _respond(
+                send, 302, [_NO_STORE, (b"location", location.encode())], b"", self._extra
+            )
+            return 302
         await _respond(
             send,
             401,
             [_JSON, _NO_STORE, (b"www-authenticate", b'Cookie realm="dojang"')],
             _BODY_401,
+            self._extra,
         )
+        return 401
 
 
 async def _respond(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    send: Send,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    headers = [*headers, *(extra or ()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -12,10 +12,12 @@ from dojang.accounts.users import Accounts
 from dojang.audit import AuditLog
 from dojang.clock import SYSTEM_CLOCK, Clock
 from dojang.config import MAX_ACCESS_TTL, Settings
-from dojang.events import Event, EventLog
-from dojang.events.backends import SqlEventLog
+from dojang.events import Event
+from dojang.events.backends import open_event_bus
+from dojang.events.bus import EventBus, EventSigner
 from dojang.jose import KeySet
 from dojang.server.cookies import CookiePolicy
+from dojang.server.metrics import Metrics
 from dojang.server.netutil import Network, origin_of, parse_networks
 from dojang.server.token_cache import TokenCache
 from dojang.sessions.backends import open_session_store
@@ -49,7 +51,8 @@ class Services:
     revocations: DenyList
     clients: ClientRegistry
     audit: AuditLog
-    events: EventLog
+    metrics: Metrics
+    events: EventBus
     _verifiers: dict[str, Verifier] = field(default_factory=dict)
     forward_tokens: TokenCache = field(default_factory=lambda: TokenCache())
 
@@ -91,6 +94,7 @@ class Services:
 
     async def close(self) -> None:
         """Release connections."""
+        await self.events.close()
         await self.sessions.store.close()
         await self.db.dispose()
 
@@ -123,8 +127,17 @@ async def build_services(
         token_horizon = float(MAX_ACCESS_TTL) + 60.0
 
         forward_tokens = TokenCache()
+        metrics = Metrics()
 
-        events = SqlEventLog(db)
+        # Every event is signed as a SET (RFC 8417) with the key that signs tokens right now;
+        # the lambda follows live key reloads (``replace_keys`` swaps ``issuer.keyset``).
+        events = open_event_bus(
+            settings.event_bus,
+            db=db,
+            signer=EventSigner(lambda: issuer.keyset, issuer=settings.issuer),
+            clock=clock,
+            retention=token_horizon,
+        )
 
         async def on_revoke(sessions: list[Session]) -> None:
             # Tokens minted from an ended session die with it here at once, and the event log
@@ -200,7 +213,8 @@ async def build_services(
         public_origin=origin_of(settings.public_url),
         revocations=revocations,
         clients=ClientRegistry(db, clock=clock),
-        audit=AuditLog(db, clock=clock),
+        audit=AuditLog(db, clock=clock, on_record=metrics.on_audit),
+        metrics=metrics,
         events=events,
         forward_tokens=forward_tokens,
     )

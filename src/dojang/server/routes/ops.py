@@ -8,7 +8,8 @@ from starlette.responses import Response
 
 from dojang.errors import StoreUnavailable
 from dojang.server.context import services
-from dojang.server.responses import json_ok
+from dojang.server.metrics import may_scrape
+from dojang.server.responses import error_response, json_ok
 
 router = APIRouter(tags=["operations"])
 
@@ -33,4 +34,26 @@ async def readyz(request: Request) -> Response:
     ready = all(v == "ok" for v in checks.values())
     return json_ok(
         {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: loopback peers, or the ``DOJANG_METRICS_TOKEN`` bearer token."""
+    svc = services(request)
+    token = svc.settings.metrics_token
+    peer = request.client.host if request.client else None
+    if not may_scrape(
+        peer, request.headers.get("authorization"), token.get_secret_value() if token else None
+    ):
+        return error_response(
+            403,
+            "forbidden",
+            "metrics are not public",
+            {"www-authenticate": 'Bearer realm="dojang-metrics"'},
+        )
+    return Response(
+        svc.metrics.render(),
+        media_type=svc.metrics.content_type,
+        headers={"cache-control": "no-store"},
     )

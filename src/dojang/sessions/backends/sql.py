@@ -76,6 +76,20 @@ def _from_row(row: _Row) -> Session:
     )
 
 
+# Most sessions carry the same few method lists and an empty data dict; decoding those JSON
+# strings once and reusing the result keeps the hot read path free of json.loads calls.
+_DECODED_METHODS: dict[str, tuple[str, ...]] = {}
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    found = _DECODED_METHODS.get(text)
+    if found is None:
+        found = tuple(json.loads(text))
+        if len(_DECODED_METHODS) < 64:
+            _DECODED_METHODS[text] = found
+    return found
+
+
 def _from_tuple(row: tuple[Any, ...]) -> Session:
     (
         key_hash,
@@ -102,10 +116,10 @@ def _from_tuple(row: tuple[Any, ...]) -> Session:
         idle_timeout=idle_timeout,
         absolute_expires_at=absolute,
         csrf_secret=csrf,
-        methods=tuple(json.loads(methods)),
+        methods=_methods(methods),
         ip=ip,
         user_agent=user_agent,
-        data=decode_data(data),
+        data={} if data == "{}" else decode_data(data),
     )
 
 
