@@ -26,7 +26,6 @@ _JSON = (b"content-type", b"application/json")
 _BODY_401 = b'{"error":"unauthenticated","detail":"no live session"}'
 _BODY_503 = b'{"error":"store_unavailable","detail":"session store did not answer"}'
 _MAX_COOKIE_HEADER = 8192
-_STATUS_LABELS = {200: "200", 302: "302", 400: "400", 401: "401", 405: "405", 503: "503"}
 
 
 class _BadQuery(Exception):
@@ -88,7 +87,7 @@ class ForwardAuth:
         status = await self._handle(scope, send, svc)
         metrics = svc.metrics
         metrics.auth_check_seconds.observe(perf_counter() - started)
-        metrics.auth_checks.labels(status=_STATUS_LABELS.get(status, "other")).inc()
+        metrics.auth_check_counter(status).inc()
 
     async def _handle(self, scope: Scope, send: Send, svc: Services) -> int:
         """Answer one check; return the status sent."""

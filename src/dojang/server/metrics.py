@@ -67,6 +67,17 @@ class Metrics:
             "dojang_active_sessions", "Live sessions, sampled at the last scrape.", registry=r
         )
 
+        # Label children bound once: .labels() takes a lock and a dict lookup on every call.
+        self._check_children = {
+            status: self.auth_checks.labels(status=str(status))
+            for status in (200, 302, 400, 401, 405, 503)
+        }
+        self._check_other = self.auth_checks.labels(status="other")
+
+    def auth_check_counter(self, status: int) -> Any:
+        """The counter child for one forward-auth status code."""
+        return self._check_children.get(status, self._check_other)
+
     def on_audit(self, action: str, outcome: str, detail: dict[str, Any]) -> None:
         """Derive counters from an audit record."""
         if action in ("login.success", "login.failure"):
