@@ -68,7 +68,6 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(4, ge=1, le=32)
 
     # HTTP edge.
-    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     trusted_proxies: list[str] = Field(default_factory=list)
     auth_check_redirect: bool = False
     metrics_token: SecretStr | None = None
