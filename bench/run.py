@@ -46,8 +46,13 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
-def write_readme() -> None:
-    """Summarise the latest ``<name>.json`` of every benchmark in ``results/README.md``."""
+def write_readme(not_written: Mapping[str, str] | None = None) -> None:
+    """Summarise the latest ``<name>.json`` of every benchmark in ``results/README.md``.
+
+    ``not_written`` maps benchmarks whose run just now was skipped or failed to why, so the
+    summary says its numbers are from an earlier run.
+    """
+    not_written = not_written or {}
     parts = [
         "# dojang benchmark results",
         "",
@@ -70,6 +75,8 @@ def write_readme() -> None:
             f"{machine['cpu_model']}, {machine['nproc']} CPUs, Python {machine['python']}"
             + (" — **FAILED**, see problems" if data.get("failed") else "")
         )
+        if name in not_written:
+            details.append(f"  - **the latest attempt did not write results**: {not_written[name]}")
         for s in data["summary"]:
             rows.append(
                 [
@@ -149,6 +156,10 @@ def write_readme() -> None:
     (RESULTS_DIR / "README.md").write_text("\n".join(parts) + "\n", encoding="utf-8")
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the named benchmarks (all by default); return the process exit status."""
     names = list(sys.argv[1:] if argv is None else argv) or list(BENCHMARKS)
@@ -157,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
         return 2
     status = 0
+    not_written: dict[str, str] = {}
     for name in names:
         bench = BENCHMARKS[name]
         print(f"== {name}: {bench.title}", flush=True)
@@ -165,11 +177,13 @@ def main(argv: list[str] | None = None) -> int:
             data = bench.run()
         except auth_check_bench.WrkMissing as exc:
             print(f"SKIPPED {name}: {exc}")
+            not_written[name] = f"skipped {_now()}: {exc}"
             status = 1
             continue
-        except Exception:  # report and go on with the other benchmarks
+        except Exception as exc:  # report and go on with the other benchmarks
             traceback.print_exc()
             print(f"FAILED {name}")
+            not_written[name] = f"failed {_now()}: {type(exc).__name__}: {str(exc)[:300]}"
             status = 1
             continue
         data["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -183,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED {name} (see problems in {md_path})")
             status = 1
         print(f"  wrote {json_path} and {md_path} in {data['elapsed_s']} s", flush=True)
-    write_readme()
+    write_readme(not_written)
     print(f"summary: {RESULTS_DIR / 'README.md'}")
     return status
 
