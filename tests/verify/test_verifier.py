@@ -145,7 +145,7 @@ def test_error_messages_do_not_echo_the_token(keyset: KeySet, clock: FrozenClock
         {"jwks": "https://user:pw@auth.example/jwks.json"},
         {"jwks": 42},
         {"jwks": {"keys": []}},
-        {"revocations": "https://auth.example/events/revocations"},
+        {"revocations": "ftp://auth.example/feed"},
         {"revocations": object()},
     ],
 )

@@ -27,6 +27,8 @@ class Event:
     exp: float = 0.0
     created_at: float = 0.0
     id: int = 0
+    set_jws: str = field(default="", compare=False, repr=False)
+    """The Security Event Token (RFC 8417) that carries this event, once signed."""
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:
@@ -36,5 +38,8 @@ class Event:
             raise ValueError(f"{self.kind} event needs {', '.join(sorted(missing))}")
 
     def as_dict(self) -> dict[str, Any]:
-        """The wire form used by the snapshot endpoint."""
-        return {"id": self.id, "kind": self.kind, "exp": self.exp, **self.data}
+        """The wire form used by the snapshot endpoint (with the signed ``set`` when known)."""
+        out = {"id": self.id, "kind": self.kind, "exp": self.exp, **self.data}
+        if self.set_jws:
+            out["set"] = self.set_jws
+        return out

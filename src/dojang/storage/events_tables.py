@@ -21,6 +21,8 @@ class EventRow(Base):
     )
     kind: Mapped[str] = mapped_column(String(32))
     data: Mapped[str] = mapped_column(Text)  # compact JSON: only opaque ids, no personal data
+    # The Security Event Token (RFC 8417) carrying this event: what subscribers verify.
+    signed: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[float] = mapped_column(Float)
     exp: Mapped[float] = mapped_column(Float, index=True)
 

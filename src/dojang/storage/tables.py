@@ -5,6 +5,7 @@ from dojang.storage import (
     audit_tables,
     events_tables,
     oauth_tables,
+    oidc_tables,
     sessions_tables,
     tokens_tables,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "audit_tables",
     "events_tables",
     "oauth_tables",
+    "oidc_tables",
     "sessions_tables",
     "tokens_tables",
 ]

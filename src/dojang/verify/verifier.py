@@ -37,6 +37,7 @@ from dojang.jose import ALGORITHMS, Key, KeySet, decode_segments, parse_json_obj
 from dojang.verify.claims import check_claims
 from dojang.verify.jwks import RemoteJwks, StaticKeys, static_keys
 from dojang.verify.revocation import RevocationView
+from dojang.verify.subscription import Subscription, subscribe
 
 __all__ = ["Verifier"]
 
@@ -56,8 +57,13 @@ class Verifier:
 
     ``jwks`` is a JWKS mapping, a ``KeySet``, or an https URL of a JWKS (plain http only to
     loopback). ``algorithms`` is the allow-list; every key is also bound to its own ``alg``.
-    ``revocations`` is a ``RevocationView`` such as ``DenyList`` (push subscriptions by URL
-    are not supported yet). ``verify``/``averify`` return the claims or raise InvalidToken.
+    ``revocations`` is a ``RevocationView`` such as ``DenyList``, or the URL of the issuer's
+    revocation feed (``https://…/events/revocations`` or ``redis://…?stream=…``): the Verifier
+    then runs a ``dojang.verify.subscription.Subscription`` in a daemon thread (waiting up to
+    ``http_timeout`` for its first sync) and refuses tokens with ``RevocationsUnavailable``
+    while the feed is out of sync or out of touch for longer than ``revocations_max_stale``
+    (default ``max_lifetime``). Call ``close()`` (or use ``with Verifier(...)``) to stop it.
+    ``verify``/``averify`` return the claims or raise InvalidToken.
     """
 
     def __init__(
@@ -71,7 +77,8 @@ class Verifier:
         leeway: float = 5,
         max_lifetime: float = 900,
         clock: Clock = SYSTEM_CLOCK,
-        revocations: RevocationView | None = None,
+        revocations: RevocationView | str | None = None,
+        revocations_max_stale: float | None = None,
         jwks_cooldown: float = 30,
         jwks_max_stale: float = 3600,
         http_timeout: float = 3,
@@ -88,10 +95,11 @@ class Verifier:
             http_timeout=http_timeout,
         )
         if isinstance(revocations, str):
-            problems.append(
-                "revocations: subscribing by URL is not supported yet; pass a RevocationView "
-                "such as dojang.verify.DenyList fed by your event consumer, or None"
-            )
+            if not revocations.startswith(("https://", "http://", "redis://", "rediss://")):
+                problems.append(
+                    "revocations: expected an https:// feed URL, a redis:// stream URL, "
+                    "a RevocationView such as dojang.verify.DenyList, or None"
+                )
         elif revocations is not None and not callable(getattr(revocations, "is_revoked", None)):
             problems.append("revocations: must provide is_revoked(claims) -> bool")
         if not isinstance(jwks, str | Mapping | KeySet):
@@ -106,7 +114,6 @@ class Verifier:
         self.leeway = float(leeway)
         self.max_lifetime = float(max_lifetime)
         self._clock = clock
-        self._revocations = revocations
         self._keys: StaticKeys | RemoteJwks
         if isinstance(jwks, str):
             self._keys = RemoteJwks(
@@ -118,6 +125,38 @@ class Verifier:
             )
         else:
             self._keys = static_keys(jwks)
+        self.subscription: Subscription | None = None
+        self._revocations: RevocationView | None
+        if isinstance(revocations, str):
+            self.subscription = subscribe(
+                revocations,
+                keys=self._keys,
+                issuer=issuer,
+                algorithms=self.algorithms,
+                clock=clock,
+                max_stale=self.max_lifetime
+                if revocations_max_stale is None
+                else float(revocations_max_stale),
+                timeout=float(http_timeout),
+            )
+            self.subscription.start()
+            # Best effort: most callers verify right away; until the first sync completes
+            # every token is refused (fail closed), so give it a moment here.
+            self.subscription.wait_synced(float(http_timeout))
+            self._revocations = self.subscription
+        else:
+            self._revocations = revocations
+
+    def close(self) -> None:
+        """Stop the revocation subscription, if any (the Verifier then refuses tokens)."""
+        if self.subscription is not None:
+            self.subscription.close()
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"Verifier(issuer={self.issuer!r}, audience={self.audience!r}, typ={self.typ!r})"

@@ -1,4 +1,8 @@
-"""Event log in the relational database (the embedded default)."""
+"""Event log in the relational database (the embedded default).
+
+The signed form of each event (its SET, ``dojang.events.secevent``) is stored beside the
+payload in the ``signed`` column, so the durable log holds exactly what subscribers verify.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,14 @@ from dojang.errors import StoreUnavailable
 from dojang.events.model import Event
 from dojang.storage.db import Database
 from dojang.storage.events_tables import events_table
+
+
+def _encode(ev: Event) -> str:
+    return json.dumps(ev.data, separators=(",", ":"))
+
+
+def _decode(kind: str, raw: str, signed: str, exp: float, created_at: float, id_: int) -> Event:
+    return Event(kind, json.loads(raw), exp, created_at, id_, signed)
 
 
 class SqlEventLog:
@@ -29,14 +41,22 @@ class SqlEventLog:
                         insert(events_table)
                         .values(
                             kind=ev.kind,
-                            data=json.dumps(ev.data, separators=(",", ":")),
+                            data=_encode(ev),
+                            signed=ev.set_jws,
                             created_at=ev.created_at,
                             exp=ev.exp,
                         )
                         .returning(events_table.c.id)
                     )
                     stored.append(
-                        Event(ev.kind, ev.data, ev.exp, ev.created_at, int(result.scalar_one()))
+                        Event(
+                            ev.kind,
+                            ev.data,
+                            ev.exp,
+                            ev.created_at,
+                            int(result.scalar_one()),
+                            ev.set_jws,
+                        )
                     )
         except (DBAPIError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"event log did not answer: {type(exc).__name__}") from None
@@ -55,7 +75,7 @@ class SqlEventLog:
                 rows = (await conn.execute(stmt)).all()
         except (DBAPIError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"event log did not answer: {type(exc).__name__}") from None
-        return [Event(r.kind, json.loads(r.data), r.exp, r.created_at, r.id) for r in rows]
+        return [_decode(r.kind, r.data, r.signed, r.exp, r.created_at, r.id) for r in rows]
 
     async def last_id(self) -> int:
         """Newest id, 0 when empty."""
@@ -66,8 +86,25 @@ class SqlEventLog:
             raise StoreUnavailable(f"event log did not answer: {type(exc).__name__}") from None
         return int(value or 0)
 
+    async def first_id(self) -> int:
+        """Oldest id still held (0 when empty); ids below it were purged."""
+        try:
+            async with self._db.engine.connect() as conn:
+                value = (await conn.execute(select(func.min(events_table.c.id)))).scalar()
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"event log did not answer: {type(exc).__name__}") from None
+        return int(value or 0)
+
     async def purge(self, now: float) -> int:
-        """Delete expired events."""
+        """Delete expired events, always keeping the newest row.
+
+        On SQLite the id is the rowid, which is reused once the highest row is deleted; keeping
+        the newest row keeps ids strictly increasing forever, so a subscriber's resume point can
+        never silently name a different, newer event.
+        """
+        newest = select(func.max(events_table.c.id)).scalar_subquery()
         async with self._db.engine.begin() as conn:
-            result = await conn.execute(delete(events_table).where(events_table.c.exp <= now))
+            result = await conn.execute(
+                delete(events_table).where(events_table.c.exp <= now, events_table.c.id < newest)
+            )
         return int(result.rowcount or 0)

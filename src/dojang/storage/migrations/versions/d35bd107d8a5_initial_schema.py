@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 2c505ff5985e
+Revision ID: d35bd107d8a5
 Revises:
-Create Date: 2026-11-29 22:31:07.768246
+Create Date: 2026-11-29 22:43:10.629633
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "2c505ff5985e"
+revision = "d35bd107d8a5"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -73,6 +73,7 @@ def upgrade() -> None:
         ),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("signed", sa.Text(), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("exp", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),

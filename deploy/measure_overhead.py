@@ -1,0 +1,148 @@
+"""Latency that nginx ``auth_request`` + dojang add in front of an API, measured with ``wrk``.
+
+Run by hand from the repository root (not a test; one run, numbers printed)::
+
+    .venv/bin/python deploy/measure_overhead.py [--duration 10] [--connections 1]
+
+It starts, on free loopback ports: ``dojang serve --demo`` (public URL = nginx), the example
+orders API (uvicorn, one worker), and nginx with the shipped ``deploy/nginx/dojang.conf``. Then
+the same load generator (``wrk --latency``, one thread) measures, in this order:
+
+1. ``direct``  — ``GET /orders`` on the API with a valid bearer token (the baseline);
+2. ``check``   — ``GET /auth/check?aud=orders-api&scope=orders:read`` on dojang directly;
+3. ``edge``    — ``GET /orders`` through nginx with the session cookie: auth subrequest to
+   dojang (token cached per session), headers copied, then the API.
+
+Added latency = edge - direct, at p50 and p99. With one connection there is no queueing, so the
+numbers are per-request service times; everything shares this machine's CPUs with wrk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.edge.harness import (  # noqa: E402 - needs the repository root on sys.path
+    AUDIENCE,
+    Proc,
+    free_port,
+    start_dojang,
+    start_nginx,
+    start_orders_api,
+)
+
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_PERCENTILE = re.compile(r"^\s*(50|75|90|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+_RATE = re.compile(r"Requests/sec:\s*([\d.]+)")
+
+
+@dataclass
+class Result:
+    """One wrk run: percentiles in milliseconds and throughput."""
+
+    name: str
+    percentiles: dict[int, float]
+    rps: float
+
+    def line(self) -> str:
+        p = self.percentiles
+        return (
+            f"{self.name:<8} p50 {p[50]:7.3f} ms   p90 {p[90]:7.3f} ms   p99 {p[99]:7.3f} ms"
+            f"   {self.rps:9.0f} req/s"
+        )
+
+
+def wrk(name: str, url: str, headers: dict[str, str], duration: int, connections: int) -> Result:
+    """Run wrk once against ``url`` and parse its latency distribution."""
+    command = [WRK, "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for key, value in headers.items():
+        command += ["-H", f"{key}: {value}"]
+    done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        [*command, url], capture_output=True, text=True, timeout=duration + 60, check=True
+    )
+    if "Non-2xx" in done.stdout:
+        raise SystemExit(f"{name}: wrk saw non-2xx answers:\n{done.stdout}")
+    percentiles = {int(p): float(v) * _UNITS[u] for p, v, u in _PERCENTILE.findall(done.stdout)}
+    rate = _RATE.search(done.stdout)
+    if len(percentiles) != 4 or rate is None:
+        raise SystemExit(f"{name}: cannot parse wrk output:\n{done.stdout}")
+    return Result(name, percentiles, float(rate.group(1)))
+
+
+def main() -> None:
+    """Start the stack, measure, print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=1, help="wrk connections")
+    args = parser.parse_args()
+    if not Path(WRK).exists():
+        raise SystemExit("wrk not found (apt-get install wrk)")
+    started: list[Proc] = []
+    with tempfile.TemporaryDirectory(prefix="dojang-measure-") as tmpdir:
+        tmp = Path(tmpdir)
+        nginx_port, dojang_port, api_port = free_port(), free_port(), free_port()
+        public_url = f"http://127.0.0.1:{nginx_port}"
+        try:
+            # Long-lived tokens so the baseline's token never expires mid-run.
+            ttl = {"DOJANG_ACCESS_TOKEN_TTL": "900"}
+            dojang = start_dojang(tmp, dojang_port, public_url, **ttl)
+            started.append(dojang.proc)
+            api = start_orders_api(api_port, public_url, f"{dojang.url}/.well-known/jwks.json")
+            started.append(api)
+            nginx = start_nginx(
+                tmp / "nginx",
+                nginx_port,
+                dojang=f"127.0.0.1:{dojang_port}",
+                app=f"127.0.0.1:{api_port}",
+            )
+            started.append(nginx.proc)
+            with httpx.Client(base_url=public_url, trust_env=False) as client:
+                login = client.post(
+                    "/api/v1/session",
+                    json={"username": dojang.username, "password": dojang.password},
+                )
+                login.raise_for_status()
+                cookie = f"dojang_session={login.cookies['dojang_session']}"
+                check = f"/auth/check?aud={AUDIENCE}&scope=orders:read"
+                minted = client.get(check, headers={"cookie": cookie})
+                minted.raise_for_status()
+                bearer = minted.headers["authorization"]
+            runs = [
+                ("direct", f"http://127.0.0.1:{api_port}/orders", {"authorization": bearer}),
+                ("check", f"{dojang.url}{check}", {"cookie": cookie}),
+                ("edge", f"{public_url}/orders", {"cookie": cookie}),
+            ]
+            for name, url, headers in runs:  # warm-up: JWKS fetch, connection pools, caches
+                wrk(name, url, headers, 2, args.connections)
+            results = {
+                name: wrk(name, url, headers, args.duration, args.connections)
+                for name, url, headers in runs
+            }
+        finally:
+            for proc in reversed(started):
+                proc.stop()
+    print(f"wrk -t1 -c{args.connections} -d{args.duration}s, loopback, {os.cpu_count()} CPUs")
+    for result in results.values():
+        print(result.line())
+    direct, edge = results["direct"].percentiles, results["edge"].percentiles
+    print(
+        f"added by nginx auth_request + dojang: p50 {edge[50] - direct[50]:+.3f} ms, "
+        f"p99 {edge[99] - direct[99]:+.3f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The orders API: a business service that trusts nothing but dojang access tokens.
+
+It never sees a password or a session cookie. Each request carries
+``Authorization: Bearer <access token>`` — minted by dojang for the audience ``orders-api``,
+put there by the edge proxy (nginx ``auth_request``, Traefik ForwardAuth, Envoy ext_authz) or by
+a client that called dojang itself — and the embedded ``Verifier`` checks it locally: signature
+against dojang's JWKS, issuer, audience, type, lifetime and, when configured, revocations.
+
+Configuration (environment, read once at start-up by ``Settings.from_env``):
+
+* ``DOJANG_ISSUER`` — dojang's public URL (the tokens' ``iss``), default ``http://127.0.0.1:8000``;
+* ``DOJANG_JWKS_URL`` — default ``<issuer>/.well-known/jwks.json``;
+* ``ORDERS_AUDIENCE`` — this API's audience, default ``orders-api``;
+* ``DOJANG_REVOCATIONS`` — optional revocation feed URL, passed to ``Verifier(revocations=…)``;
+* ``ORDERS_HOST`` / ``ORDERS_PORT`` — bind address for ``python -m examples.orders_api``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel, Field
+
+from dojang import Verifier
+from dojang.verify.fastapi import install, require
+
+__all__ = ["Order", "OrderIn", "Settings", "app", "create_app"]
+
+Claims = dict[str, Any]
+
+DEFAULT_ISSUER = "http://127.0.0.1:8000"
+DEFAULT_AUDIENCE = "orders-api"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Where the tokens come from and who they must be for."""
+
+    issuer: str = DEFAULT_ISSUER
+    jwks_url: str = f"{DEFAULT_ISSUER}/.well-known/jwks.json"
+    audience: str = DEFAULT_AUDIENCE
+    revocations: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 9000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the ``DOJANG_*`` / ``ORDERS_*`` variables (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+        issuer = env.get("DOJANG_ISSUER", DEFAULT_ISSUER).rstrip("/")
+        return cls(
+            issuer=issuer,
+            jwks_url=env.get("DOJANG_JWKS_URL", f"{issuer}/.well-known/jwks.json"),
+            audience=env.get("ORDERS_AUDIENCE", DEFAULT_AUDIENCE),
+            revocations=env.get("DOJANG_REVOCATIONS") or None,
+            host=env.get("ORDERS_HOST", "127.0.0.1"),
+            port=int(env.get("ORDERS_PORT", "9000")),
+        )
+
+    def verifier(self) -> Verifier:
+        """The verifier for this API (JWKS fetched lazily, cached, refreshed on unknown kid)."""
+        extra: dict[str, Any] = {}
+        if self.revocations is not None:
+            extra["revocations"] = self.revocations
+        return Verifier(issuer=self.issuer, audience=self.audience, jwks=self.jwks_url, **extra)
+
+
+class OrderIn(BaseModel):
+    """A new order."""
+
+    item: str = Field(min_length=1, max_length=100)
+    quantity: int = Field(default=1, ge=1, le=1000)
+
+
+class Order(OrderIn):
+    """A stored order; ``owner`` is the token's ``sub``."""
+
+    id: int
+    owner: str
+
+
+class _Orders:
+    """In-memory orders, per owner (a stand-in for the service's real database)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._by_owner: dict[str, list[Order]] = {}
+
+    def list(self, owner: str) -> list[Order]:
+        with self._lock:
+            return list(self._by_owner.get(owner, []))
+
+    def add(self, owner: str, new: OrderIn) -> Order:
+        with self._lock:
+            order = Order(id=next(self._ids), owner=owner, **new.model_dump())
+            self._by_owner.setdefault(owner, []).append(order)
+            return order
+
+
+def create_app(settings: Settings | None = None, *, verifier: Verifier | None = None) -> FastAPI:
+    """Build the API; ``verifier`` overrides the one made from ``settings`` (tests)."""
+    settings = settings or Settings.from_env()
+    app = FastAPI(title="orders-api", docs_url=None, redoc_url=None)
+    install(app, verifier or settings.verifier())
+    orders = _Orders()
+
+    @app.get("/orders")
+    async def list_orders(claims: Annotated[Claims, Depends(require("orders:read"))]) -> Any:
+        """The caller's own orders."""
+        return {"user": claims["sub"], "orders": orders.list(claims["sub"])}
+
+    @app.post("/orders", status_code=201)
+    async def create_order(
+        new: OrderIn, claims: Annotated[Claims, Depends(require("orders:write"))]
+    ) -> Order:
+        """Place an order for the caller."""
+        return orders.add(claims["sub"], new)
+
+    @app.get("/whoami")
+    async def whoami(claims: Annotated[Claims, Depends(require())]) -> dict[str, Any]:
+        """Who the token says is calling, and from which dojang session."""
+        return {
+            "sub": claims["sub"],
+            "sid": claims.get("sid"),
+            "scope": claims.get("scope", ""),
+            "client_id": claims.get("client_id"),
+        }
+
+    return app
+
+
+app = create_app()
