@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -107,3 +107,67 @@ async def db(request: pytest.FixtureRequest, make_db: MakeDb) -> Database:
 def clock() -> FrozenClock:
     """A clock that moves only when the test says so."""
     return FrozenClock()
+
+
+# --- Redis ----------------------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("DOJANG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway 3-master Redis Cluster for the whole run (``redis+cluster://`` URL)."""
+    from tests.redis_harness import REDIS_CLI, REDIS_SERVER, RedisClusterHarness, unreachable
+
+    if REDIS_SERVER is None or REDIS_CLI is None:
+        unreachable("redis-server/redis-cli not installed: Redis Cluster tests cannot run")
+    cluster = RedisClusterHarness(tmp_path_factory.mktemp("redis-cluster"))
+    cluster.start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A random key prefix for one test, so tests sharing a server never see each other."""
+    return f"dojang-test:{secrets.token_hex(6)}:"
+
+
+@pytest.fixture
+def redis_url(redis_prefix: str) -> Iterator[str]:
+    """The shared standalone server (``DOJANG_TEST_REDIS_URL``); keys under ``redis_prefix``
+    are deleted in teardown (never FLUSHALL: other suites use the same server)."""
+    import redis
+
+    from dojang.redis_client import parse_redis_url
+    from tests.redis_harness import unreachable
+
+    settings = parse_redis_url(REDIS_URL, option="DOJANG_TEST_REDIS_URL")
+    host, port = settings.nodes[0]
+    client = redis.Redis(
+        host=host,
+        port=port,
+        db=settings.db,
+        username=settings.username,
+        password=settings.password,
+        ssl=settings.tls,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+    )
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as e:
+        client.close()
+        unreachable(
+            f"Redis at {settings.describe()} is not reachable ({type(e).__name__}); "
+            "start it or set DOJANG_TEST_REDIS_URL"
+        )
+    try:
+        yield REDIS_URL
+    finally:
+        keys = list(client.scan_iter(match=redis_prefix + "*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+        client.close()

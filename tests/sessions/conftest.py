@@ -5,11 +5,12 @@ A new backend plugs in by adding one param here and one branch in ``store``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from dojang.sessions.backends import MemorySessionStore, SqlSessionStore
+from dojang.sessions.backends.redis import RedisSessionStore
 from dojang.sessions.store import SessionStore
 from dojang.storage import Database
 
@@ -17,15 +18,26 @@ STORE_PARAMS = [
     "memory",
     "sqlite",
     pytest.param("postgresql", marks=pytest.mark.postgres),
+    "redis",
+    "redis-cluster",
 ]
 
 
 @pytest.fixture(params=STORE_PARAMS)
 async def store(
     request: pytest.FixtureRequest, make_db: Callable[[str], Awaitable[Database]]
-) -> SessionStore:
-    """A fresh, empty session store of each kind."""
+) -> AsyncIterator[SessionStore]:
+    """A fresh, empty session store of each kind (Redis ones under a per-test key prefix)."""
     kind: str = request.param
     if kind == "memory":
-        return MemorySessionStore()
-    return SqlSessionStore(await make_db(kind))
+        yield MemorySessionStore()
+    elif kind in ("redis", "redis-cluster"):
+        url: str = request.getfixturevalue("redis_url" if kind == "redis" else "redis_cluster_url")
+        prefix: str = request.getfixturevalue("redis_prefix")
+        redis_store = RedisSessionStore.from_url(url, prefix=prefix)
+        try:
+            yield redis_store
+        finally:
+            await redis_store.close()
+    else:
+        yield SqlSessionStore(await make_db(kind))

@@ -48,11 +48,22 @@ async def test_open_sql_and_memory(sqlite_db: Database) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["redis://localhost:6379/0", "rediss://h/0", "redis+cluster://h", "redis+sentinel://h"]
+    "url", ["redis://localhost:6379/0", "rediss://h/0", "redis+cluster://h:7000"]
 )
-async def test_redis_not_available_yet(sqlite_db: Database, url: str) -> None:
-    with pytest.raises(ConfigError, match="DOJANG_SESSION_STORE: redis session store"):
-        open_session_store(url, sqlite_db)
+async def test_open_redis(sqlite_db: Database, url: str) -> None:
+    from dojang.sessions.backends.redis import RedisSessionStore
+
+    store = open_session_store(url, sqlite_db)
+    assert isinstance(store, RedisSessionStore)
+    await store.close()
+    await sqlite_db.dispose()
+
+
+async def test_bad_redis_url_names_option(sqlite_db: Database) -> None:
+    with pytest.raises(
+        ConfigError, match=r"DOJANG_SESSION_STORE: redis\+sentinel:// needs /service_name"
+    ):
+        open_session_store("redis+sentinel://h", sqlite_db)
     await sqlite_db.dispose()
 
 

@@ -15,6 +15,7 @@ import ipaddress
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, and_, case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -67,6 +68,30 @@ def _quiet_since(cutoff: float) -> ColumnElement[bool]:
     wipe the streak: the next failure after a block keeps the delay growing.
     """
     return and_(t.c.last_failure <= cutoff, t.c.blocked_until <= cutoff)
+
+
+class Throttle(Protocol):
+    """What ``Accounts`` needs from a login throttle (database or Redis backed)."""
+
+    async def check(self, normalized_username: str, ip: str | None) -> None:
+        """Raise ``Throttled`` while the account or the client network is blocked."""
+        ...
+
+    async def record_failure(self, normalized_username: str, ip: str | None) -> None:
+        """Count a failed attempt for the account and the client network."""
+        ...
+
+    async def record_success(self, normalized_username: str) -> None:
+        """Forget the account's failures after a successful login."""
+        ...
+
+    async def purge(self) -> int:
+        """Drop counters that no longer matter; return how many."""
+        ...
+
+    async def close(self) -> None:
+        """Release a connection the throttle owns."""
+        ...
 
 
 class LoginThrottle:
@@ -145,6 +170,9 @@ class LoginThrottle:
         """
         async with begin(self._db) as conn:
             await conn.execute(delete(t).where(t.c.key == account_key(normalized_username)))
+
+    async def close(self) -> None:
+        """Nothing to release: the database belongs to its owner."""
 
     async def purge(self) -> int:
         """Delete counters that are neither blocking nor within a window; return how many."""

@@ -15,7 +15,7 @@ from sqlalchemy import Row, exc, insert, select, update
 from dojang.accounts._storage import begin
 from dojang.accounts.errors import InvalidUsername
 from dojang.accounts.passwords import PASSWORD_MAX, PasswordHasher, check_password_policy
-from dojang.accounts.throttle import LoginThrottle
+from dojang.accounts.throttle import LoginThrottle, Throttle
 from dojang.clock import SYSTEM_CLOCK, Clock
 from dojang.errors import InvalidCredentials, UserExists, UserNotFound
 from dojang.storage.accounts_tables import users_table as t
@@ -158,7 +158,7 @@ class Accounts:
         db: Database,
         *,
         hasher: PasswordHasher | None = None,
-        throttle: LoginThrottle | None = None,
+        throttle: Throttle | None = None,
         clock: Clock = SYSTEM_CLOCK,
         on_password_change: UserCallback | None = None,
         on_disable: UserCallback | None = None,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from dojang.accounts.clients import Audience, ClientRegistry
 from dojang.accounts.passwords import PasswordHasher
+from dojang.accounts.throttle import Throttle
+from dojang.accounts.throttle_redis import RedisLoginThrottle
 from dojang.accounts.users import Accounts
 from dojang.audit import AuditLog
 from dojang.clock import SYSTEM_CLOCK, Clock
@@ -96,6 +98,7 @@ class Services:
         """Release connections."""
         await self.events.close()
         await self.sessions.store.close()
+        await self.accounts.throttle.close()
         await self.db.dispose()
 
 
@@ -186,9 +189,16 @@ async def build_services(
                 ]
             )
 
+        throttle: Throttle | None = None
+        if settings.session_store.startswith("redis"):
+            # Sessions in Redis means several instances: throttle counters must be shared too.
+            throttle = RedisLoginThrottle.from_url(
+                settings.session_store, option="DOJANG_SESSION_STORE", clock=clock
+            )
         accounts = Accounts(
             db,
             hasher=hasher,
+            throttle=throttle,
             clock=clock,
             on_password_change=end_all_sessions,
             on_disable=end_all_sessions,

@@ -19,7 +19,10 @@ def open_session_store(url_or_setting: str, db: Database) -> SessionStore:
     """Return the session store named by ``DOJANG_SESSION_STORE``.
 
     ``"sql"`` keeps sessions in the main database ``db``; ``"memory"`` keeps them in this
-    process (one worker only). Anything else is a ``ConfigError`` naming the option.
+    process (one worker only); a ``redis://``, ``rediss://``, ``redis+cluster://`` or
+    ``redis+sentinel://`` URL opens a :class:`~dojang.sessions.backends.redis.RedisSessionStore`
+    with its own client (closed by the store's ``close()``). Anything else is a ``ConfigError``
+    naming the option.
     """
     setting = url_or_setting.strip()
     if setting == "sql":
@@ -27,7 +30,10 @@ def open_session_store(url_or_setting: str, db: Database) -> SessionStore:
     if setting == "memory":
         return MemorySessionStore()
     if setting.startswith(_REDIS_SCHEMES):
-        raise ConfigError("DOJANG_SESSION_STORE: redis session store is not available yet")
+        # Imported here so deployments without Redis never import redis-py.
+        from dojang.sessions.backends.redis import RedisSessionStore
+
+        return RedisSessionStore.from_url(setting)
     # Show only the scheme: a URL may carry a password.
     shown = setting.split("://", 1)[0] + "://…" if "://" in setting else setting
     raise ConfigError(
