@@ -34,6 +34,7 @@ test: lint typecheck pytest
 
 ## Benchmarks (slow; results land in bench/results/).
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.run
 
 clean:

@@ -1,26 +1,35 @@
-"""Revocation propagation: ``DELETE /api/v1/session`` returning → subscribed Verifier refusing.
+"""Revocation propagation: ``DELETE /api/v1/session`` returning → the session refused elsewhere.
 
-Not a timed test: run ``python bench/propagation_bench.py [N]`` from the repository root. It
-starts a real dojang server on a loopback port (uvicorn in a thread, the real ``create_app``),
-subscribes a ``Verifier`` over SSE and, when Redis is reachable, another straight to the Redis
-Stream, then for N sessions measures the time from the logout response to the first
-``RevokedToken`` from the subscribed verifier (polled in a tight loop on this thread).
+Not a timed test: run ``python bench/propagation_bench.py [N]`` from the repository root
+(N defaults to 1,000 per path; each path also stops at ``TIME_LIMIT_S``). It starts real dojang
+servers on loopback ports (uvicorn in a thread, the real ``create_app``) and measures, per
+logout, the time from the logout response to:
+
+* ``SSE``: the first ``RevokedToken`` from a ``Verifier`` subscribed to the server's feed;
+* ``Redis``: the same for a ``Verifier`` reading the Redis Stream directly;
+* ``instance``: another dojang instance (B, sharing the Redis session store with A, where the
+  logout happened) answering 401 on ``/auth/check`` for that cookie.
+
+Beside them: a plain JWT of the same lifetime (60 s) stays usable until its ``exp`` whatever
+happens to the session — its exposure after logout is up to the full 60 s. Redis is a private
+``redis-server`` on a spare loopback port (``tests/redis_harness.py``).
 """
 
 from __future__ import annotations
 
-import secrets
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.events.live import REDIS_URL, LiveServer, login_and_token, logout
+from tests.events.live import LiveServer, login_and_token, logout
 
 from dojang.errors import RevokedToken
 from dojang.verify import Verifier
@@ -36,8 +45,12 @@ def _until_revoked(verifier: Verifier, token: str, timeout: float = 5.0) -> floa
     raise TimeoutError("revocation did not arrive")
 
 
+TIME_LIMIT_S = 120.0
+JWT_LIFETIME_S = 60.0
+
+
 def measure(server: LiveServer, revocations: str, n: int) -> list[float]:
-    """Propagation delays in milliseconds for ``n`` logouts."""
+    """Propagation delays in milliseconds for up to ``n`` logouts (bounded by TIME_LIMIT_S)."""
     with (
         Verifier(
             issuer=server.settings.issuer,
@@ -47,8 +60,11 @@ def measure(server: LiveServer, revocations: str, n: int) -> list[float]:
         ) as verifier,
         httpx.Client(base_url=server.base_url) as client,
     ):
-        delays = []
+        delays: list[float] = []
+        stop_at = time.monotonic() + TIME_LIMIT_S
         for _ in range(n):
+            if time.monotonic() > stop_at:
+                break
             csrf, token = login_and_token(client, "bench")
             verifier.verify(token)
             logout(client, csrf)
@@ -58,37 +74,122 @@ def measure(server: LiveServer, revocations: str, n: int) -> list[float]:
         return delays
 
 
+def measure_instances(a: LiveServer, b: LiveServer, n: int) -> list[float]:
+    """Milliseconds from a logout on ``a`` returning to ``b``'s /auth/check answering 401."""
+    with httpx.Client(base_url=a.base_url) as ca, httpx.Client(base_url=b.base_url) as cb:
+        delays: list[float] = []
+        stop_at = time.monotonic() + TIME_LIMIT_S
+        for _ in range(n):
+            if time.monotonic() > stop_at:
+                break
+            csrf, _token = login_and_token(ca, "bench")
+            cookie = {"cookie": f"dojang_session={ca.cookies['dojang_session']}"}
+            assert cb.get("/auth/check", headers=cookie).status_code == 200
+            logout(ca, csrf)
+            done = time.perf_counter()
+            deadline = done + 5.0
+            while cb.get("/auth/check", headers=cookie).status_code != 401:
+                if time.perf_counter() > deadline:
+                    raise TimeoutError("instance B kept accepting the session")
+            delays.append((time.perf_counter() - done) * 1000)
+            ca.cookies.clear()
+        return delays
+
+
 def _summary(name: str, ms: list[float]) -> str:
     q = statistics.quantiles(ms, n=100)
     return f"{name:6} n={len(ms)} p50={q[49]:.2f} ms p99={q[98]:.2f} ms max={max(ms):.2f} ms"
 
 
-def main(n: int = 200) -> None:
-    """Run both transports (Redis only when reachable) and print p50/p99."""
-    import redis
+def main(n: int = 1000) -> dict[str, list[float]]:
+    """Run every path and print p50/p99; return the raw delays (ms) per path."""
+    from tests.redis_harness import REDIS_SERVER, RedisServer
 
+    results: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         server = LiveServer(Path(tmp) / "sse").start()
         server.setup_users("bench")
         try:
-            print(_summary("SSE", measure(server, f"{server.base_url}/events/revocations", n)))
+            results["SSE"] = measure(server, f"{server.base_url}/events/revocations", n)
+            print(_summary("SSE", results["SSE"]), flush=True)
         finally:
             server.stop()
+        if REDIS_SERVER is None:
+            print("redis    skipped: redis-server is not installed")
+            return results
+        redis_server = RedisServer(Path(tmp))
+        redis_server.start()
         try:
-            redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-        except (redis.RedisError, OSError):
-            print("redis  skipped: not reachable at", REDIS_URL)
-            return
-        stream = f"dojang-bench:{secrets.token_hex(4)}"
-        url = f"{REDIS_URL}?stream={stream}"
-        server = LiveServer(Path(tmp) / "redis", event_bus=url).start()
-        server.setup_users("bench")
-        try:
-            print(_summary("Redis", measure(server, url, n)))
+            url = f"redis://127.0.0.1:{redis_server.port}/0"
+            a = LiveServer(Path(tmp) / "a", event_bus=url, session_store=url).start()
+            a.setup_users("bench")
+            # B shares A's data dir (keys, users) and Redis (sessions, events): another instance.
+            b = LiveServer(Path(tmp) / "a", event_bus=url, session_store=url).start()
+            try:
+                results["Redis"] = measure(a, url, n)
+                print(_summary("Redis", results["Redis"]), flush=True)
+                results["instance"] = measure_instances(a, b, n)
+                print(_summary("instance", results["instance"]), flush=True)
+            finally:
+                a.stop()
+                b.stop()
         finally:
-            server.stop()
-            redis.Redis.from_url(REDIS_URL).delete(stream)
+            redis_server.stop()
+    print(f"plain JWT: usable until exp, up to {JWT_LIFETIME_S * 1000:,.0f} ms after logout")
+    return results
+
+
+def _stats(ms: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(ms, n=100)
+    return {"n": len(ms), "p50_ms": q[49], "p99_ms": q[98], "max_ms": max(ms)}
+
+
+def run() -> dict[str, Any]:
+    """``python -m bench.run propagation``: 1,000 revocations per path, results for the README."""
+    from bench._common import machine_info
+
+    stats = {path: _stats(ms) for path, ms in main(1000).items()}
+    jwt_ms = JWT_LIFETIME_S * 1000
+    return {
+        "benchmark": "propagation",
+        "machine": machine_info(),
+        "paths": stats,
+        "plain_jwt_exposure_ms": jwt_ms,
+        "summary": [
+            {
+                "metric": f"{path} p99 revocation delay / plain-JWT exposure (60 s)",
+                "value": st["p99_ms"] / jwt_ms,
+                "paired": st["p50_ms"] / jwt_ms,
+                "target": "p99 <= 1 s",
+                "ok": st["p99_ms"] <= 1000 and st["n"] >= 1000,
+            }
+            for path, st in stats.items()
+        ],
+        "problems": [f"{p}: only {st['n']} samples" for p, st in stats.items() if st["n"] < 1000],
+    }
+
+
+def to_markdown(data: Mapping[str, Any]) -> str:
+    """Tables for ``bench/results/propagation.md``."""
+    from bench._common import fmt, machine_md, md_table
+
+    rows = [
+        [p, st["n"], fmt(st["p50_ms"]), fmt(st["p99_ms"]), fmt(st["max_ms"])]
+        for p, st in data["paths"].items()
+    ]
+    rows.append(["plain JWT (60 s, no revocation)", "—", "—", "—", fmt(60_000.0, 0)])
+    return "\n".join(
+        [
+            "# propagation: logout returning → refused elsewhere",
+            "",
+            (__doc__ or "").strip(),
+            "",
+            machine_md(data["machine"]),
+            "",
+            md_table(["path", "n", "p50 ms", "p99 ms", "max ms"], rows),
+        ]
+    )
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bench import auth_check_bench, verify_bench
+from bench import auth_check_bench, propagation_bench, scaleout_bench, verify_bench
 from bench._common import RESULTS_DIR, fmt, md_table, write_results
 
 
@@ -42,6 +42,18 @@ BENCHMARKS: dict[str, Benchmark] = {
         "GET /auth/check on a real server vs an empty-route ceiling",
         auth_check_bench.run,
         auth_check_bench.to_markdown,
+    ),
+    "propagation": Benchmark(
+        "propagation",
+        "logout → refused: SSE, Redis, other instance",
+        propagation_bench.run,
+        propagation_bench.to_markdown,
+    ),
+    "scaleout": Benchmark(
+        "scaleout",
+        "Redis memory/session, /auth/check vs size, vs Django",
+        scaleout_bench.run,
+        scaleout_bench.to_markdown,
     ),
 }
 

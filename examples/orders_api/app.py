@@ -12,7 +12,11 @@ Configuration (environment, read once at start-up by ``Settings.from_env``):
 * ``DOJANG_JWKS_URL`` — default ``<issuer>/.well-known/jwks.json``;
 * ``ORDERS_AUDIENCE`` — this API's audience, default ``orders-api``;
 * ``DOJANG_REVOCATIONS`` — optional revocation feed URL, passed to ``Verifier(revocations=…)``;
-* ``ORDERS_HOST`` / ``ORDERS_PORT`` — bind address for ``python -m examples.orders_api``.
+* ``ORDERS_HOST`` / ``ORDERS_PORT`` — bind address for ``python -m examples.orders_api``;
+* ``ORDERS_CORS_ORIGIN`` — optional: the one browser origin (``scheme://host[:port]``) allowed
+  to call this API from JavaScript (a single-page app, see ``examples/spa``). Only the
+  ``Authorization`` and ``Content-Type`` request headers, no credentials: the token is the
+  credential, never a cookie.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from pydantic import BaseModel, Field
 
 from dojang import Verifier
@@ -48,6 +54,7 @@ class Settings:
     revocations: str | None = None
     host: str = "127.0.0.1"
     port: int = 9000
+    cors_origin: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +68,7 @@ class Settings:
             revocations=env.get("DOJANG_REVOCATIONS") or None,
             host=env.get("ORDERS_HOST", "127.0.0.1"),
             port=int(env.get("ORDERS_PORT", "9000")),
+            cors_origin=_origin(env.get("ORDERS_CORS_ORIGIN") or None),
         )
 
     def verifier(self) -> Verifier:
@@ -69,6 +77,29 @@ class Settings:
         if self.revocations is not None:
             extra["revocations"] = self.revocations
         return Verifier(issuer=self.issuer, audience=self.audience, jwks=self.jwks_url, **extra)
+
+
+def _origin(value: str | None) -> str | None:
+    """Validate ``ORDERS_CORS_ORIGIN``: exactly one ``http(s)://host[:port]`` origin."""
+    if value is None:
+        return None
+    value = value.rstrip("/")
+    parts = urlsplit(value)
+    # A wildcard or a list would hand every site the ability to script calls with a token it
+    # got hold of; one explicit origin, compared exactly by the browser, is the whole policy.
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "*" in value
+        or "," in value
+    ):
+        raise ValueError(
+            f"ORDERS_CORS_ORIGIN: expected one origin such as https://app.example, got {value!r}"
+        )
+    return value
 
 
 class OrderIn(BaseModel):
@@ -109,6 +140,16 @@ def create_app(settings: Settings | None = None, *, verifier: Verifier | None = 
     settings = settings or Settings.from_env()
     app = FastAPI(title="orders-api", docs_url=None, redoc_url=None)
     install(app, verifier or settings.verifier())
+    if settings.cors_origin is not None:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[settings.cors_origin],
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            # Bearer tokens only: no cookies cross to this API, so no Allow-Credentials.
+            allow_credentials=False,
+            max_age=600,
+        )
     orders = _Orders()
 
     @app.get("/orders")

@@ -412,11 +412,41 @@ def clients_add(
     serves: str | None = typer.Option(
         None, "--serves", help="The audience this client runs (enables token exchange)."
     ),
+    client_type: str | None = typer.Option(
+        None, "--type", help="OpenID Connect relying party: confidential or public."
+    ),
+    redirect_uri: list[str] = typer.Option(  # noqa: B008 - typer's documented list option form
+        [], "--redirect-uri", help="Exact redirect URI of an OIDC client (repeatable)."
+    ),
+    backchannel_logout_uri: str | None = typer.Option(
+        None, "--backchannel-logout-uri", help="Where dojang POSTs logout tokens."
+    ),
+    post_logout_redirect_uri: list[str] = typer.Option(  # noqa: B008
+        [], "--post-logout-redirect-uri", help="Allowed after RP-initiated logout (repeatable)."
+    ),
+    first_party: bool = typer.Option(
+        False, "--first-party", help="Trusted first-party app: no consent screen."
+    ),
     data_dir: Path | None = DataDirOpt,
 ) -> None:
-    """Register a service client; its secret is printed once and stored hashed."""
+    """Register a service client; its secret is printed once and stored hashed.
+
+    With ``--type`` / ``--redirect-uri`` it is an OpenID Connect relying party instead.
+    """
     settings = _settings(data_dir=data_dir)
     grants = _parse_grants(grant)
+    if client_type is not None or redirect_uri:
+        _clients_add_oidc(
+            settings,
+            name,
+            client_type=client_type or "confidential",
+            redirect_uris=redirect_uri,
+            backchannel_logout_uri=backchannel_logout_uri,
+            post_logout_redirect_uris=post_logout_redirect_uri,
+            first_party=first_party,
+            grants=grants,
+        )
+        return
 
     async def go(svc: Any) -> Any:
         added = await svc.clients.add_client(name, grants=grants, serves=serves)
@@ -432,6 +462,30 @@ def clients_add(
 
     client, secret = _run(_with_services(settings, go))
     out.print(f"client_id: {client.client_id}", highlight=False)
+    out.print(f"client_secret: {secret}", highlight=False)
+    err.print("The secret is shown only now; dojang keeps only its hash.", highlight=False)
+
+
+def _clients_add_oidc(settings: Settings, name: str, **options: Any) -> None:
+    """Register an OIDC relying party (``clients add --type …``)."""
+
+    async def go(svc: Any) -> Any:
+        added = await svc.clients.add_oidc_client(name, **options)
+        await svc.audit.record(
+            "client.added",
+            actor=_operator(),
+            subject=added[0].client_id,
+            name=name,
+            client_type=options["client_type"],
+            redirect_uris=list(options["redirect_uris"]),
+        )
+        return added
+
+    client, secret = _run(_with_services(settings, go))
+    out.print(f"client_id: {client.client_id}", highlight=False)
+    if secret is None:
+        err.print("Public client: no secret; it must use PKCE (S256).", highlight=False)
+        return
     out.print(f"client_secret: {secret}", highlight=False)
     err.print("The secret is shown only now; dojang keeps only its hash.", highlight=False)
 

@@ -42,8 +42,8 @@ JWK_REJECTED_ON_PURPOSE: dict[int, str] = dict.fromkeys((2, 13, 14, 15), _HS)
 
 def _vectors_dir() -> Path | None:
     candidates = [Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors" / "wycheproof"]
-    if os.environ.get("DOJANG_VECTORS_DIR"):
-        candidates.insert(0, Path(os.environ["DOJANG_VECTORS_DIR"]))
+    if os.environ.get("DOJANG_TEST_VECTORS_DIR"):
+        candidates.insert(0, Path(os.environ["DOJANG_TEST_VECTORS_DIR"]))
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
@@ -57,10 +57,10 @@ VECTORS = _vectors_dir()
 def vectors() -> Path:
     if VECTORS is None:
         if os.environ.get("CI"):
-            pytest.fail("Wycheproof vectors not found (set DOJANG_VECTORS_DIR or ../shared)")
+            pytest.fail("Wycheproof vectors not found (set DOJANG_TEST_VECTORS_DIR or ../shared)")
         pytest.skip(
             "WYCHEPROOF VECTORS NOT FOUND: conformance NOT checked "
-            "(expected ../shared/vectors/wycheproof or DOJANG_VECTORS_DIR)"
+            "(expected ../shared/vectors/wycheproof or DOJANG_TEST_VECTORS_DIR)"
         )
     return VECTORS
 

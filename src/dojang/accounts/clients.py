@@ -12,7 +12,10 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +25,7 @@ from dojang.clock import SYSTEM_CLOCK, Clock
 from dojang.errors import AuthError
 from dojang.storage.db import Database
 from dojang.storage.oauth_tables import audiences_table, clients_table, revoked_tokens_table
+from dojang.storage.oidc_tables import oidc_clients_table
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")  # RFC 6749 §3.3 scope-token
@@ -220,6 +224,79 @@ class ClientRegistry:
             )
         return bool(result.rowcount)
 
+    # --- OpenID Connect relying parties ---------------------------------------------------
+
+    async def add_oidc_client(
+        self,
+        name: str,
+        *,
+        client_type: str,
+        redirect_uris: Sequence[str],
+        post_logout_redirect_uris: Sequence[str] = (),
+        backchannel_logout_uri: str | None = None,
+        first_party: bool = False,
+        grants: dict[str, str] | None = None,
+    ) -> tuple[OIDCClient, str | None]:
+        """Register a relying party; returns it with its secret (``None`` for public clients).
+
+        A public client gets a client row whose secret hash matches no secret anyone knows, so it
+        can never authenticate with a secret (it proves possession with PKCE alone).
+        """
+        if client_type not in CLIENT_TYPES:
+            raise RegistryError(f"client type must be one of {', '.join(CLIENT_TYPES)}")
+        if not redirect_uris:
+            raise RegistryError("an OIDC client needs at least one --redirect-uri")
+        uris = tuple(dict.fromkeys(check_redirect_uri(u) for u in redirect_uris))
+        logout_uris = tuple(
+            dict.fromkeys(
+                check_redirect_uri(u, what="post-logout redirect URI")
+                for u in post_logout_redirect_uris
+            )
+        )
+        bcl = (
+            None
+            if backchannel_logout_uri is None
+            else check_redirect_uri(backchannel_logout_uri, what="back-channel logout URI")
+        )
+        client, secret = await self.add_client(name, grants=grants or {})
+        async with begin(self._db) as conn:
+            await conn.execute(
+                insert(oidc_clients_table).values(
+                    client_id=client.client_id,
+                    client_type=client_type,
+                    redirect_uris=json.dumps(list(uris)),
+                    post_logout_redirect_uris=json.dumps(list(logout_uris)),
+                    backchannel_logout_uri=bcl,
+                    first_party=first_party,
+                    created_at=client.created_at,
+                )
+            )
+        oidc = OIDCClient(
+            client.client_id,
+            name,
+            "public" if client_type == "public" else "confidential",
+            uris,
+            logout_uris,
+            bcl,
+            first_party,
+        )
+        return oidc, (None if oidc.is_public else secret)
+
+    async def get_oidc_client(self, client_id: str) -> OIDCClient | None:
+        """The relying party with this id, or None (also for plain service clients)."""
+        if not client_id or len(client_id) > 64:
+            return None
+        client = await self.get_client(client_id)
+        if client is None:
+            return None
+        async with begin(self._db) as conn:
+            row = (
+                await conn.execute(
+                    select(oidc_clients_table).where(oidc_clients_table.c.client_id == client_id)
+                )
+            ).first()
+        return None if row is None else _oidc_from_row(client, row)
+
     # --- individually revoked tokens (RFC 7009) ------------------------------------------
 
     async def revoke_jti(self, jti: str, exp: float) -> None:
@@ -247,3 +324,63 @@ class ClientRegistry:
                 delete(revoked_tokens_table).where(revoked_tokens_table.c.exp <= self._clock.now())
             )
         return int(result.rowcount or 0)
+
+
+# --- OpenID Connect clients (relying parties) ------------------------------------------------
+
+ClientType = Literal["confidential", "public"]
+CLIENT_TYPES: tuple[ClientType, ...] = ("confidential", "public")
+MAX_URI_LENGTH = 512
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+@dataclass(frozen=True, slots=True)
+class OIDCClient:
+    """A relying party: how it authenticates and where dojang may send the browser (or POST)."""
+
+    client_id: str
+    name: str
+    client_type: ClientType
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    first_party: bool = False
+
+    @property
+    def is_public(self) -> bool:
+        """Public clients (SPAs, native apps) hold no secret (RFC 6749 §2.1)."""
+        return self.client_type == "public"
+
+
+def check_redirect_uri(uri: str, *, what: str = "redirect URI") -> str:
+    """Validate a URI registered for redirects or back-channel POSTs.
+
+    RFC 6749 §3.1.2: absolute, no fragment. https everywhere; plain http only to a loopback
+    host (RFC 8252 §7.3); private-use schemes with a dot (RFC 8252 §7.1) for native apps.
+    """
+    if not uri or len(uri) > MAX_URI_LENGTH or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in uri):
+        raise RegistryError(f"{what} must be 1..{MAX_URI_LENGTH} printable characters")
+    parts = urlsplit(uri)
+    if parts.fragment or "#" in uri:
+        raise RegistryError(f"{what} must not have a fragment: {uri[:80]!r}")
+    if parts.scheme == "https" and parts.hostname:
+        return uri
+    if parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS:
+        return uri
+    if parts.scheme not in ("http", "https", "") and "." in parts.scheme and what == "redirect URI":
+        return uri
+    raise RegistryError(
+        f"{what} must be https, http on a loopback host, or a private-use scheme: {uri[:80]!r}"
+    )
+
+
+def _oidc_from_row(client: Client, row: Any) -> OIDCClient:
+    return OIDCClient(
+        client_id=client.client_id,
+        name=client.name,
+        client_type="public" if row.client_type == "public" else "confidential",
+        redirect_uris=tuple(json.loads(row.redirect_uris)),
+        post_logout_redirect_uris=tuple(json.loads(row.post_logout_redirect_uris)),
+        backchannel_logout_uri=row.backchannel_logout_uri,
+        first_party=bool(row.first_party),
+    )

@@ -20,12 +20,12 @@ from starlette.staticfiles import StaticFiles
 
 from dojang.config import Settings
 from dojang.errors import DojangError
+from dojang.server.background import background_tasks
 from dojang.server.forward_auth import ForwardAuth
 from dojang.server.headers import SecurityHeadersMiddleware, security_headers
-from dojang.server.keywatch import key_watcher
 from dojang.server.pages import STATIC, render
 from dojang.server.responses import HTTPError, dojang_error_response, error_response
-from dojang.server.routes import api_sessions, events, ops, pages, revocations, tokens
+from dojang.server.routes import api_sessions, events, oidc, ops, pages, revocations, spa, tokens
 from dojang.server.services import Services, build_services
 from dojang.server.types import ASGIApp, Receive, Scope, Send
 
@@ -136,7 +136,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Dojan
         built = await build_services(settings)
         app.state.services = built
         try:
-            async with key_watcher(built):
+            async with background_tasks(built):
                 yield
         finally:
             await built.close()
@@ -160,6 +160,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Dojan
     api.include_router(tokens.router)
     api.include_router(revocations.router)
     api.include_router(events.router)
+    api.include_router(oidc.router)
+    if settings.demo:  # the examples/spa page, with its own CSP (see routes/spa.py)
+        api.include_router(spa.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def get_services() -> Services:

@@ -8,10 +8,8 @@ a bad edit must never take signing down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
 
 from dojang.errors import KeyFileError
 from dojang.jose import KeySet
@@ -50,15 +48,3 @@ async def watch_keys(svc: Services, interval: float = 2.0) -> None:
     while True:
         await asyncio.sleep(interval)
         last = reload_if_changed(svc, last)
-
-
-@contextlib.asynccontextmanager
-async def key_watcher(svc: Services, interval: float = 2.0) -> AsyncIterator[None]:
-    """Run ``watch_keys`` for the lifetime of the ``async with`` block."""
-    task = asyncio.create_task(watch_keys(svc, interval))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dojang.accounts.clients import Audience, ClientRegistry
 from dojang.accounts.passwords import PasswordHasher
@@ -18,6 +21,7 @@ from dojang.events import Event
 from dojang.events.backends import open_event_bus
 from dojang.events.bus import EventBus, EventSigner
 from dojang.jose import KeySet
+from dojang.oidc import logout as oidc_logout
 from dojang.server.cookies import CookiePolicy
 from dojang.server.metrics import Metrics
 from dojang.server.netutil import Network, origin_of, parse_networks
@@ -72,6 +76,24 @@ class Services:
         self._audiences[name] = (found, now + AUDIENCE_CACHE_SECONDS)
         return found
 
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background, keeping a reference until it finishes."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    async def settle(self) -> None:
+        """Wait for every background task started so far (shutdown, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     def replace_keys(self, keyset: KeySet) -> None:
         """Switch to a reloaded key set: new tokens use its active key, checks its keys."""
         self.keyset = keyset
@@ -95,7 +117,8 @@ class Services:
         return verifier
 
     async def close(self) -> None:
-        """Release connections."""
+        """Finish background work, then release connections."""
+        await self.settle()
         await self.events.close()
         await self.sessions.store.close()
         await self.accounts.throttle.close()
@@ -142,6 +165,8 @@ async def build_services(
             retention=token_horizon,
         )
 
+        built: list[Services] = []  # filled below; on_revoke runs only after start-up
+
         async def on_revoke(sessions: list[Session]) -> None:
             # Tokens minted from an ended session die with it here at once, and the event log
             # carries the same fact to other processes and subscribers.
@@ -153,6 +178,11 @@ async def build_services(
             await events.append(
                 [Event("session.revoked", {"sid": s.sid}, exp, now) for s in sessions]
             )
+            if built:
+                # OIDC back-channel logout: every client holding one of these sessions hears.
+                # In the background, so a slow or unreachable client never delays a logout
+                # (failed deliveries are recorded and retried by the worker).
+                built[0].spawn(oidc_logout.on_sessions_ended(built[0], sessions))
 
         manager = SessionManager(
             store,
@@ -210,7 +240,7 @@ async def build_services(
     except BaseException:
         await db.dispose()
         raise
-    return Services(
+    services = Services(
         settings=settings,
         db=db,
         sessions=manager,
@@ -228,3 +258,5 @@ async def build_services(
         events=events,
         forward_tokens=forward_tokens,
     )
+    built.append(services)
+    return services

@@ -6,14 +6,12 @@ both carry 256 random bits, so a fast hash suffices and a database dump yields n
 
 from __future__ import annotations
 
-import weakref
 from typing import cast
 
 from sqlalchemy import Boolean, Float, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dojang.storage.base import Base
-from dojang.storage.db import Database
 
 
 class OIDCClientRow(Base):
@@ -127,18 +125,3 @@ OIDC_TABLES = (
     client_sessions_table,
     logout_deliveries_table,
 )
-
-_ready: weakref.WeakSet[Database] = weakref.WeakSet()
-
-
-async def ensure_oidc_schema(db: Database) -> None:
-    """Create the OIDC tables if missing (once per ``Database``; idempotent, ``checkfirst``).
-
-    Interim: the packaged Alembic migration does not have these tables until the lead
-    regenerates it; after that this is a cheap no-op and can be removed.
-    """
-    if db in _ready:
-        return
-    async with db.engine.begin() as conn:
-        await conn.run_sync(lambda sync: Base.metadata.create_all(sync, tables=list(OIDC_TABLES)))
-    _ready.add(db)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dojang.clock import SYSTEM_CLOCK, Clock
 from dojang.errors import (
@@ -38,6 +38,10 @@ from dojang.verify.claims import check_claims
 from dojang.verify.jwks import RemoteJwks, StaticKeys, static_keys
 from dojang.verify.revocation import RevocationView
 from dojang.verify.subscription import Subscription, subscribe
+
+if TYPE_CHECKING:
+    # Only for the annotation: prometheus_client is imported when the application opts in.
+    from dojang.verify.metrics import VerifierMetrics
 
 __all__ = ["Verifier"]
 
@@ -63,7 +67,8 @@ class Verifier:
     ``http_timeout`` for its first sync) and refuses tokens with ``RevocationsUnavailable``
     while the feed is out of sync or out of touch for longer than ``revocations_max_stale``
     (default ``max_lifetime``). Call ``close()`` (or use ``with Verifier(...)``) to stop it.
-    ``verify``/``averify`` return the claims or raise InvalidToken.
+    ``verify``/``averify`` return the claims or raise InvalidToken. ``metrics`` (a
+    ``dojang.verify.metrics.VerifierMetrics``) opts into Prometheus counters and gauges.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class Verifier:
         jwks_cooldown: float = 30,
         jwks_max_stale: float = 3600,
         http_timeout: float = 3,
+        metrics: VerifierMetrics | None = None,
     ) -> None:
         problems = _config_problems(
             issuer=issuer,
@@ -146,6 +152,15 @@ class Verifier:
             self._revocations = self.subscription
         else:
             self._revocations = revocations
+        # Set by VerifierMetrics.attach; None keeps the hot path at one identity test.
+        self.metrics: VerifierMetrics | None = None
+        if metrics is not None:
+            metrics.attach(self)
+
+    @property
+    def revocations(self) -> RevocationView | None:
+        """The revocation view consulted last (the subscription when following a feed)."""
+        return self._revocations
 
     def close(self) -> None:
         """Stop the revocation subscription, if any (the Verifier then refuses tokens)."""
@@ -179,11 +194,16 @@ class Verifier:
                     keys.refresh()
                     found = keys.final().get(kid)
                 key = found
-            return self._finish(header, key, payload, signature, signing_input)
-        except InvalidToken:
+            claims = self._finish(header, key, payload, signature, signing_input)
+        except InvalidToken as exc:
+            if self.metrics is not None:
+                self.metrics.count_rejected(exc.code)
             raise
         except Exception as exc:  # fail closed; see module docstring
-            raise _unexpected(exc) from None
+            raise self._denied(exc) from None
+        if self.metrics is not None:
+            self.metrics.count_verified()
+        return claims
 
     async def averify(self, token: str) -> dict[str, Any]:
         """Async twin of ``verify``; JWKS fetches do not block the event loop."""
@@ -201,13 +221,24 @@ class Verifier:
                     await keys.arefresh()
                     found = keys.final().get(kid)
                 key = found
-            return self._finish(header, key, payload, signature, signing_input)
-        except InvalidToken:
+            claims = self._finish(header, key, payload, signature, signing_input)
+        except InvalidToken as exc:
+            if self.metrics is not None:
+                self.metrics.count_rejected(exc.code)
             raise
         except Exception as exc:  # fail closed; see module docstring
-            raise _unexpected(exc) from None
+            raise self._denied(exc) from None
+        if self.metrics is not None:
+            self.metrics.count_verified()
+        return claims
 
     # -- steps ----------------------------------------------------------------------------
+
+    def _denied(self, exc: Exception) -> InvalidToken:
+        denied = _unexpected(exc)
+        if self.metrics is not None:
+            self.metrics.count_rejected(denied.code)
+        return denied
 
     def _check_header(self, header: dict[str, object]) -> str:
         typ = header.get("typ")

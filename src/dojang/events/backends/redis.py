@@ -71,6 +71,10 @@ def split_stream_url(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), stream
 
 
+# Pauses between publish attempts (the last entry is never slept: it is the final attempt).
+_PUBLISH_BACKOFF = (0.05, 0.2, 0.5, 0.0)
+
+
 def _unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(f"event stream did not answer: {type(exc).__name__}")
 
@@ -112,18 +116,29 @@ class RedisEventBus:
             return []
         signed = self.signer.sign(events)
         min_id = self._min_id(self._clock.now())
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for ev in signed:
-                    pipe.xadd(
-                        self.stream,
-                        {"set": ev.set_jws, "kind": ev.kind, "exp": repr(ev.exp)},
-                        minid=min_id,
-                        approximate=True,
-                    )
-                ids: list[Any] = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise _unavailable(exc) from None
+        ids: list[Any] = []
+        # A revocation must not be lost to one stale pooled connection (e.g. the first call
+        # after a Redis restart): retry a few times with a short backoff. A retry after an
+        # XADD that did land only duplicates an event, and applying a revocation is idempotent.
+        for attempt, pause in enumerate(_PUBLISH_BACKOFF):
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    for ev in signed:
+                        pipe.xadd(
+                            self.stream,
+                            {"set": ev.set_jws, "kind": ev.kind, "exp": repr(ev.exp)},
+                            minid=min_id,
+                            approximate=True,
+                        )
+                    ids = await pipe.execute()
+                break
+            except (RedisError, OSError) as exc:
+                if attempt == len(_PUBLISH_BACKOFF) - 1:
+                    raise _unavailable(exc) from None
+                log.warning(
+                    "publishing to the event stream failed (%s); retrying", type(exc).__name__
+                )
+                await asyncio.sleep(pause)
         self._notifier.notify()
         return [
             Event(ev.kind, ev.data, ev.exp, ev.created_at, stream_id_to_seq(str(i)), ev.set_jws)

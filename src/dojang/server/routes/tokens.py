@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from dojang.oidc import grants as oidc_grants
 from dojang.server import oauth
 from dojang.server.bodies import read_form, read_json
 from dojang.server.context import (
@@ -24,6 +25,7 @@ from dojang.server.responses import HTTPError, json_ok
 
 router = APIRouter(tags=["tokens"])
 FORM_LIMIT = 16 * 1024
+CLIENT_CREDENTIALS = "client_credentials"
 
 
 class TokenRequest(BaseModel):
@@ -114,13 +116,23 @@ async def _oauth_form(request: Request) -> dict[str, str]:
 
 @router.post("/oauth2/token")
 async def token_endpoint(request: Request) -> Response:
-    """RFC 6749 token endpoint: ``client_credentials`` and RFC 8693 token exchange."""
+    """RFC 6749 token endpoint: ``client_credentials``, RFC 8693 token exchange, and the OIDC
+    grants ``authorization_code`` and ``refresh_token``."""
     svc = services(request)
     try:
         form = await _oauth_form(request)
-        client = await oauth.authenticate_client(svc, request.headers.get("authorization"), form)
         grant = form.get("grant_type")
-        if grant == "client_credentials":
+        if not grant:
+            raise OAuthError("invalid_request", "grant_type is required")
+        if grant in oidc_grants.GRANTS:
+            # Before client authentication: public OIDC clients have no secret (PKCE instead),
+            # and the OIDC grant code authenticates confidential ones itself.
+            body = await oidc_grants.token_request(svc, request.headers.get("authorization"), form)
+            return JSONResponse(body, headers={"cache-control": "no-store", "pragma": "no-cache"})
+        if grant not in (CLIENT_CREDENTIALS, oauth.TOKEN_EXCHANGE):
+            raise OAuthError("unsupported_grant_type", f"grant_type {grant[:64]!r} not supported")
+        client = await oauth.authenticate_client(svc, request.headers.get("authorization"), form)
+        if grant == CLIENT_CREDENTIALS:
             body = await oauth.client_credentials(svc, client, form)
             await audit(
                 request,
@@ -131,7 +143,7 @@ async def token_endpoint(request: Request) -> Response:
                 audience=form.get("audience") or next(iter(client.grants), None),
                 scope=body.get("scope", ""),
             )
-        elif grant == oauth.TOKEN_EXCHANGE:
+        else:
             body = await oauth.token_exchange(svc, client, form)
             await audit(
                 request,
@@ -140,10 +152,6 @@ async def token_endpoint(request: Request) -> Response:
                 audience=form.get("audience"),
                 scope=body.get("scope", ""),
             )
-        elif not grant:
-            raise OAuthError("invalid_request", "grant_type is required")
-        else:
-            raise OAuthError("unsupported_grant_type", f"grant_type {grant[:64]!r} not supported")
     except OAuthError as exc:
         if exc.code == "invalid_client":
             await audit(request, "client.auth_failure", outcome="failure")

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: d35bd107d8a5
+Revision ID: c9ea994408b9
 Revises:
-Create Date: 2026-11-29 22:43:10.629633
+Create Date: 2026-11-29 22:57:32.433138
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "d35bd107d8a5"
+revision = "c9ea994408b9"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -96,6 +96,105 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "oidc_client_sessions",
+        sa.Column("sid", sa.String(length=64), nullable=False),
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("sid", "client_id", name=op.f("pk_oidc_client_sessions")),
+    )
+    op.create_table(
+        "oidc_clients",
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("client_type", sa.String(length=16), nullable=False),
+        sa.Column("redirect_uris", sa.Text(), nullable=False),
+        sa.Column("post_logout_redirect_uris", sa.Text(), nullable=False),
+        sa.Column("backchannel_logout_uri", sa.Text(), nullable=True),
+        sa.Column("first_party", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("client_id", name=op.f("pk_oidc_clients")),
+    )
+    op.create_table(
+        "oidc_codes",
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("sid", sa.String(length=64), nullable=False),
+        sa.Column("redirect_uri", sa.Text(), nullable=False),
+        sa.Column("scope", sa.Text(), nullable=False),
+        sa.Column("nonce", sa.Text(), nullable=True),
+        sa.Column("code_challenge", sa.String(length=64), nullable=False),
+        sa.Column("auth_time", sa.Float(), nullable=False),
+        sa.Column("amr", sa.Text(), nullable=False),
+        sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.Column("used_at", sa.Float(), nullable=True),
+        sa.Column("family_id", sa.String(length=64), nullable=True),
+        sa.Column("access_jti", sa.String(length=64), nullable=True),
+        sa.Column("access_exp", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("code_hash", name=op.f("pk_oidc_codes")),
+    )
+    with op.batch_alter_table("oidc_codes", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_oidc_codes_expires_at"), ["expires_at"], unique=False)
+
+    op.create_table(
+        "oidc_consents",
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("scopes", sa.Text(), nullable=False),
+        sa.Column("granted_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", "client_id", name=op.f("pk_oidc_consents")),
+    )
+    op.create_table(
+        "oidc_logout_deliveries",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("sid", sa.String(length=64), nullable=False),
+        sa.Column("sub", sa.String(length=64), nullable=False),
+        sa.Column("uri", sa.Text(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.Float(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("delivered_at", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_oidc_logout_deliveries")),
+    )
+    with op.batch_alter_table("oidc_logout_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_oidc_logout_deliveries_next_attempt_at"),
+            ["next_attempt_at"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_oidc_logout_deliveries_state"), ["state"], unique=False
+        )
+
+    op.create_table(
+        "oidc_refresh_tokens",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("family_id", sa.String(length=64), nullable=False),
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("sid", sa.String(length=64), nullable=False),
+        sa.Column("scope", sa.Text(), nullable=False),
+        sa.Column("auth_time", sa.Float(), nullable=False),
+        sa.Column("amr", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.Column("rotated_at", sa.Float(), nullable=True),
+        sa.Column("revoked", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_oidc_refresh_tokens")),
+    )
+    with op.batch_alter_table("oidc_refresh_tokens", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_oidc_refresh_tokens_expires_at"), ["expires_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_oidc_refresh_tokens_family_id"), ["family_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_oidc_refresh_tokens_sid"), ["sid"], unique=False)
+
+    op.create_table(
         "revoked_tokens",
         sa.Column("jti", sa.String(length=128), nullable=False),
         sa.Column("exp", sa.Float(), nullable=False),
@@ -172,6 +271,24 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_revoked_tokens_exp"))
 
     op.drop_table("revoked_tokens")
+    with op.batch_alter_table("oidc_refresh_tokens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_oidc_refresh_tokens_sid"))
+        batch_op.drop_index(batch_op.f("ix_oidc_refresh_tokens_family_id"))
+        batch_op.drop_index(batch_op.f("ix_oidc_refresh_tokens_expires_at"))
+
+    op.drop_table("oidc_refresh_tokens")
+    with op.batch_alter_table("oidc_logout_deliveries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_oidc_logout_deliveries_state"))
+        batch_op.drop_index(batch_op.f("ix_oidc_logout_deliveries_next_attempt_at"))
+
+    op.drop_table("oidc_logout_deliveries")
+    op.drop_table("oidc_consents")
+    with op.batch_alter_table("oidc_codes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_oidc_codes_expires_at"))
+
+    op.drop_table("oidc_codes")
+    op.drop_table("oidc_clients")
+    op.drop_table("oidc_client_sessions")
     with op.batch_alter_table("login_throttle", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_login_throttle_blocked_until"))
 

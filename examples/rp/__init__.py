@@ -1,0 +1,1 @@
+"""A tiny relying party that signs in with dojang (see ``app.py``)."""
