@@ -44,7 +44,9 @@ class ForwardAuth:
         extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         self._get_services = get_services
-        # Security headers go on every answer; pre-built once, appended as a block.
+        # Security headers go on every answer that has a body (a proxy may pass a 401/400/302
+        # on to the browser). The empty 200 is read only by the proxy and never rendered, so it
+        # carries just what the proxy needs: on the hottest path every header costs.
         self._extra = list(extra_headers or [])
 
     def _cookie(self, scope: Scope, name: bytes) -> str | None:
@@ -120,7 +122,6 @@ class ForwardAuth:
             (b"x-dojang-subject", session.user_id.encode()),
             (b"x-dojang-session", session.sid.encode()),
             (b"content-length", b"0"),
-            *self._extra,
         ]
         if scope["query_string"]:
             try:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # Buckets sized for a loopback forward-auth call: tens of microseconds to tens of ms.
-_CHECK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+_CHECK_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.025, 0.1)
 
 
 class Metrics:
