@@ -53,3 +53,20 @@ async def test_metrics_token_opens_it_to_remote_scrapers(
             right = await c.get("/metrics", headers={"authorization": "Bearer scrape-me-please"})
         assert wrong.status_code == 403
         assert right.status_code == 200 and "dojang_auth_checks" in right.text
+
+
+async def test_revocations_published_are_counted(env: Env) -> None:
+    login = (await env.login()).json()
+    await env.client.delete("/api/v1/session", headers={"x-csrf-token": login["csrf_token"]})
+    text = (await env.client.get("/metrics")).text
+    assert _value(text, "dojang_revocations_published_total", '{kind="session.revoked"}') == 1
+
+
+async def test_active_sessions_gauge(env: Env) -> None:
+    await env.login()
+    async with env.new_client() as other:
+        await env.login(other, "bob")
+    text = (await env.client.get("/metrics")).text
+    assert _value(text, "dojang_active_sessions") == 2
+    env.clock.advance(env.settings.session_idle_timeout + 1)
+    assert _value((await env.client.get("/metrics")).text, "dojang_active_sessions") == 0

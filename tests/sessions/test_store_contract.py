@@ -233,3 +233,14 @@ async def test_purge_respects_saved_expiry(store: SessionStore) -> None:
 async def test_ping(store: SessionStore) -> None:
     await store.ping()
     assert await store.list_for_user("user-1") == []
+
+
+async def test_count_live_counts_only_unexpired(store: SessionStore) -> None:
+    """count_live is either None (not cheap on this store) or exact."""
+    await store.create(make_session())
+    await store.create(make_session("user-2"))
+    live = await store.count_live(T0)
+    if live is None:  # e.g. Redis: counting would mean a scan over every primary
+        return
+    assert live == 2
+    assert await store.count_live(T0 + 10 * 365 * 86400) == 0

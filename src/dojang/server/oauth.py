@@ -237,4 +237,4 @@ async def revoke(svc: Services, client: Client, token: str) -> None:
     if isinstance(jti, str) and isinstance(exp, int | float):
         await svc.clients.revoke_jti(jti, float(exp))
         svc.revocations.add_jti(jti, float(exp))
-        await svc.events.append([Event("token.revoked", {"jti": jti}, float(exp), svc.clock.now())])
+        await svc.publish([Event("token.revoked", {"jti": jti}, float(exp), svc.clock.now())])

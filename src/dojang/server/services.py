@@ -94,6 +94,12 @@ class Services:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def publish(self, batch: list[Event]) -> None:
+        """Publish revocation events (signed by the bus) and count them."""
+        await self.events.append(batch)
+        for ev in batch:
+            self.metrics.revocations_published.labels(kind=ev.kind).inc()
+
     def replace_keys(self, keyset: KeySet) -> None:
         """Switch to a reloaded key set: new tokens use its active key, checks its keys."""
         self.keyset = keyset
@@ -167,6 +173,10 @@ async def build_services(
 
         built: list[Services] = []  # filled below; on_revoke runs only after start-up
 
+        async def publish(batch: list[Event]) -> None:
+            # Hooks fire only once the services exist (after start-up).
+            await built[0].publish(batch)
+
         async def on_revoke(sessions: list[Session]) -> None:
             # Tokens minted from an ended session die with it here at once, and the event log
             # carries the same fact to other processes and subscribers.
@@ -175,9 +185,7 @@ async def build_services(
             for ended in sessions:
                 revocations.add_sid(ended.sid, exp=exp)
                 forward_tokens.drop_session(ended.sid)
-            await events.append(
-                [Event("session.revoked", {"sid": s.sid}, exp, now) for s in sessions]
-            )
+            await publish([Event("session.revoked", {"sid": s.sid}, exp, now) for s in sessions])
             if built:
                 # OIDC back-channel logout: every client holding one of these sessions hears.
                 # In the background, so a slow or unreachable client never delays a logout
@@ -208,7 +216,7 @@ async def build_services(
             await manager.revoke_all(user_id)
             now = clock.now()
             revocations.revoke_user_before(user_id, now, exp=now + token_horizon)
-            await events.append(
+            await publish(
                 [
                     Event(
                         "user.sessions_revoked",

@@ -71,6 +71,13 @@ class SessionStore(Protocol):
         """Return if the store answers; raise ``StoreUnavailable`` otherwise."""
         ...
 
+    async def count_live(self, now: float) -> int | None:
+        """How many sessions are live at ``now``, or None if the store cannot say cheaply.
+
+        For the ``dojang_active_sessions`` gauge; never used for a security decision.
+        """
+        ...
+
     async def close(self) -> None:
         """Release what the store holds of its own (shared pools belong to their owner)."""
         ...

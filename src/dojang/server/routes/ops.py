@@ -52,6 +52,9 @@ async def metrics(request: Request) -> Response:
             "metrics are not public",
             {"www-authenticate": 'Bearer realm="dojang-metrics"'},
         )
+    live = await svc.sessions.store.count_live(svc.clock.now())
+    if live is not None:
+        svc.metrics.active_sessions.set(live)
     return Response(
         svc.metrics.render(),
         media_type=svc.metrics.content_type,

@@ -98,6 +98,10 @@ class MemorySessionStore:
             self._remove(key)
         return len(doomed)
 
+    async def count_live(self, now: float) -> int | None:
+        """Sessions in this process that have not expired."""
+        return sum(1 for s in self._by_key.values() if not s.is_expired(now))
+
     async def close(self) -> None:
         """Nothing to release."""
 

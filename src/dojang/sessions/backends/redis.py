@@ -608,6 +608,10 @@ class RedisSessionStore:
         await self._forget(deleted)
         return [s.sid for s in deleted]
 
+    async def count_live(self, now: float) -> int | None:
+        """Not cheap on Redis (a scan over every primary): the gauge is left unset."""
+        return None
+
     async def purge_expired(self, now: float) -> int:
         """Delete every session expired at ``now``; return how many.
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
-from sqlalchemy import Row, case, delete, exc, insert, literal, select, update
+from sqlalchemy import Row, case, delete, exc, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dojang.errors import SessionCollision, SessionNotFound, StoreUnavailable
@@ -243,6 +243,12 @@ class SqlSessionStore:
         async with self._begin() as conn:
             result = await conn.execute(delete(t).where(t.c.expires_at <= now))
         return result.rowcount
+
+    async def count_live(self, now: float) -> int | None:
+        """One indexed count over ``expires_at``."""
+        async with self._begin() as conn:
+            value = (await conn.execute(select(func.count()).where(t.c.expires_at > now))).scalar()
+        return int(value or 0)
 
     async def close(self) -> None:
         """Close the fast-read connection; the engine belongs to the ``Database``."""
