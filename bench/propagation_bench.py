@@ -45,7 +45,7 @@ def _until_revoked(verifier: Verifier, token: str, timeout: float = 5.0) -> floa
     raise TimeoutError("revocation did not arrive")
 
 
-TIME_LIMIT_S = 120.0
+TIME_LIMIT_S = 200.0
 JWT_LIFETIME_S = 60.0
 
 
@@ -75,25 +75,46 @@ def measure(server: LiveServer, revocations: str, n: int) -> list[float]:
 
 
 def measure_instances(a: LiveServer, b: LiveServer, n: int) -> list[float]:
-    """Milliseconds from a logout on ``a`` returning to ``b``'s /auth/check answering 401."""
+    """Milliseconds from a logout on ``a`` returning to ``b``'s /auth/check answering 401.
+
+    B reads the shared Redis store on every check (no cache), so the first request after the
+    logout is already refused; what is measured is that one request's round trip. The round
+    trip of the check just before the logout (answered 200) is recorded beside it in
+    ``INSTANCE_BASELINE_MS``, so the two can be compared.
+    """
     with httpx.Client(base_url=a.base_url) as ca, httpx.Client(base_url=b.base_url) as cb:
         delays: list[float] = []
+        INSTANCE_BASELINE_MS.clear()
+        INSTANCE_FIRST_TRY.clear()
         stop_at = time.monotonic() + TIME_LIMIT_S
         for _ in range(n):
             if time.monotonic() > stop_at:
                 break
             csrf, _token = login_and_token(ca, "bench")
             cookie = {"cookie": f"dojang_session={ca.cookies['dojang_session']}"}
+            before = time.perf_counter()
             assert cb.get("/auth/check", headers=cookie).status_code == 200
+            INSTANCE_BASELINE_MS.append((time.perf_counter() - before) * 1000)
             logout(ca, csrf)
             done = time.perf_counter()
             deadline = done + 5.0
+            tries = 1
             while cb.get("/auth/check", headers=cookie).status_code != 401:
+                tries += 1
                 if time.perf_counter() > deadline:
                     raise TimeoutError("instance B kept accepting the session")
             delays.append((time.perf_counter() - done) * 1000)
+            INSTANCE_FIRST_TRY.append(tries == 1)
             ca.cookies.clear()
         return delays
+
+
+INSTANCE_BASELINE_MS: list[float] = []
+INSTANCE_FIRST_TRY: list[bool] = []
+
+# The issue's bounds per path (p99, loopback); "instance" has none of its own: B must refuse
+# on its first request after the logout (it reads the shared store, there is no cache).
+TARGET_P99_MS = {"SSE": 25.0, "Redis": 10.0}
 
 
 def _summary(name: str, ms: list[float]) -> str:
@@ -155,15 +176,22 @@ def run() -> dict[str, Any]:
         "machine": machine_info(),
         "paths": stats,
         "plain_jwt_exposure_ms": jwt_ms,
+        "instance_baseline_p50_ms": (
+            statistics.median(INSTANCE_BASELINE_MS) if INSTANCE_BASELINE_MS else None
+        ),
+        "instance_first_try_share": (
+            sum(INSTANCE_FIRST_TRY) / len(INSTANCE_FIRST_TRY) if INSTANCE_FIRST_TRY else None
+        ),
         "summary": [
             {
-                "metric": f"{path} p99 revocation delay / plain-JWT exposure (60 s)",
-                "value": st["p99_ms"] / jwt_ms,
-                "paired": st["p50_ms"] / jwt_ms,
-                "target": "p99 <= 1 s",
-                "ok": st["p99_ms"] <= 1000 and st["n"] >= 1000,
+                "metric": f"{path}: p99 ms from logout returning to the first refusal",
+                "value": st["p99_ms"],
+                "paired": st["p50_ms"],
+                "target": f"p99 <= {TARGET_P99_MS[path]:g} ms",
+                "ok": st["p99_ms"] <= TARGET_P99_MS[path],
             }
             for path, st in stats.items()
+            if path in TARGET_P99_MS
         ],
         "problems": [f"{p}: only {st['n']} samples" for p, st in stats.items() if st["n"] < 1000],
     }
@@ -178,6 +206,16 @@ def to_markdown(data: Mapping[str, Any]) -> str:
         for p, st in data["paths"].items()
     ]
     rows.append(["plain JWT (60 s, no revocation)", "—", "—", "—", fmt(60_000.0, 0)])
+    base = data.get("instance_baseline_p50_ms")
+    share = data.get("instance_first_try_share")
+    note = (
+        f"instance: B refused the very first request after the logout in "
+        f"{share * 100:.1f}% of logouts; a plain /auth/check round trip on B (the 200 just "
+        f"before the logout) took {fmt(base)} ms median with this client, so the instance "
+        "column is one request's round trip, not a propagation delay."
+        if base is not None and share is not None
+        else ""
+    )
     return "\n".join(
         [
             "# propagation: logout returning → refused elsewhere",
@@ -187,6 +225,8 @@ def to_markdown(data: Mapping[str, Any]) -> str:
             machine_md(data["machine"]),
             "",
             md_table(["path", "n", "p50 ms", "p99 ms", "max ms"], rows),
+            "",
+            note,
         ]
     )
 

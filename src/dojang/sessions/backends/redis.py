@@ -66,6 +66,7 @@ from dojang.redis_client import (
     connect_redis,
     redis_guard,
 )
+from dojang.sessions.backends.redis_batch import GetBatcher
 from dojang.sessions.model import Session, decode_data, encode_data
 
 log = logging.getLogger("dojang.sessions")
@@ -379,6 +380,7 @@ class RedisSessionStore:
         self._client = client
         self._prefix = prefix
         self._owns_client = False
+        self._reads = GetBatcher(client)
         self._touch = client.register_script(_TOUCH)
         self._save = client.register_script(_SAVE)
         self._take = client.register_script(_TAKE)
@@ -500,7 +502,8 @@ class RedisSessionStore:
     async def get(self, key_hash: bytes) -> Session | None:
         """Return the session under ``key_hash`` (one ``GET``), or ``None``; never creates."""
         async with redis_guard(self._client, "session store"):
-            blob = await self._client.get(self._record(key_hash.hex()))
+            # Batched with the other lookups of this event-loop tick (one round trip).
+            blob = await self._reads.get(self._record(key_hash.hex()))
         return _unpack(key_hash, _raw(blob)) if blob else None
 
     async def get_by_sid(self, sid: str) -> Session | None:
