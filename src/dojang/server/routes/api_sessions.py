@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dojang.errors import AuthError, InvalidCredentials, Throttled
+from dojang.server import session_actions
 from dojang.server.bodies import read_json
 from dojang.server.context import (
     audit,
@@ -170,15 +171,7 @@ async def log_out(request: Request) -> Response:
     cookie, session = await current_session(request)
     check_csrf_token(session, request.headers.get("x-csrf-token"))
     svc = services(request)
-    await svc.sessions.destroy(cookie)
-    await audit(
-        request,
-        "logout",
-        actor=session.user_id,
-        subject=session.user_id,
-        sid=session.sid,
-        via="api",
-    )
+    await session_actions.log_out(request, cookie, session, via="api")
     return Response(
         status_code=204,
         headers={"set-cookie": svc.cookies.clear_session_cookie(), "cache-control": "no-store"},
@@ -207,25 +200,14 @@ async def end_session(request: Request, sid: str) -> Response:
     if not is_well_formed_sid(sid):
         raise HTTPError(404, "session_not_found", "no such session")
     if sid == session.sid:
-        await svc.sessions.destroy(cookie)
-        await audit(
-            request, "logout", actor=session.user_id, subject=session.user_id, sid=sid, via="api"
-        )
+        await session_actions.log_out(request, cookie, session, via="api")
         return Response(
             status_code=204,
             headers={"set-cookie": svc.cookies.clear_session_cookie(), "cache-control": "no-store"},
         )
     # Only the owner's sessions: another user's sid answers exactly like an unknown one.
-    if not await svc.sessions.revoke(sid, user_id=session.user_id):
+    if not await session_actions.end_other(request, session, sid, via="api"):
         raise HTTPError(404, "session_not_found", "no such session")
-    await audit(
-        request,
-        "session.revoked",
-        actor=session.user_id,
-        subject=session.user_id,
-        sid=sid,
-        via="api",
-    )
     return Response(status_code=204, headers={"cache-control": "no-store"})
 
 
@@ -236,17 +218,6 @@ async def end_all_sessions(request: Request, keep_current: bool = False) -> Resp
     _, session = await current_session(request)
     check_csrf_token(session, request.headers.get("x-csrf-token"))
     svc = services(request)
-    ended = await svc.sessions.revoke_all(
-        session.user_id, except_sid=session.sid if keep_current else None
-    )
-    await audit(
-        request,
-        "sessions.revoked_all",
-        actor=session.user_id,
-        subject=session.user_id,
-        sid=session.sid,
-        ended=len(ended),
-        via="api",
-    )
+    ended = await session_actions.end_all(request, session, via="api", keep_current=keep_current)
     headers = {} if keep_current else {"set-cookie": svc.cookies.clear_session_cookie()}
-    return json_ok({"ended": len(ended)}, 200, headers)
+    return json_ok({"ended": ended}, 200, headers)

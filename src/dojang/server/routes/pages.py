@@ -17,6 +17,7 @@ from dojang.errors import (
     UserExists,
     WeakPassword,
 )
+from dojang.server import session_actions
 from dojang.server.bodies import read_form
 from dojang.server.context import (
     audit,
@@ -173,15 +174,7 @@ async def logout(request: Request) -> Response:
     except SessionNotFound:
         return _redirect("/login", svc.cookies.clear_session_cookie())
     check_csrf_token(session, form.get("csrf_token"))
-    await svc.sessions.destroy(cookie)
-    await audit(
-        request,
-        "logout",
-        actor=session.user_id,
-        subject=session.user_id,
-        sid=session.sid,
-        via="form",
-    )
+    await session_actions.log_out(request, cookie, session, via="form")
     return _redirect("/login", svc.cookies.clear_session_cookie())
 
 
@@ -249,25 +242,9 @@ async def end_session(request: Request, sid: str) -> Response:
     check_csrf_token(session, form.get("csrf_token"))
     svc = services(request)
     if sid == session.sid:
-        await svc.sessions.destroy(cookie)
-        await audit(
-            request,
-            "logout",
-            actor=session.user_id,
-            subject=session.user_id,
-            sid=session.sid,
-            via="account page",
-        )
+        await session_actions.log_out(request, cookie, session, via="account page")
         return _redirect("/login", svc.cookies.clear_session_cookie())
-    if await svc.sessions.revoke(sid, user_id=session.user_id):
-        await audit(
-            request,
-            "session.revoked",
-            actor=session.user_id,
-            subject=session.user_id,
-            sid=sid,
-            via="account page",
-        )
+    await session_actions.end_other(request, session, sid, via="account page")
     return _redirect("/account?done=ended")
 
 
@@ -279,14 +256,5 @@ async def end_all_sessions(request: Request) -> Response:
     _, session = await current_session(request)
     check_csrf_token(session, form.get("csrf_token"))
     svc = services(request)
-    ended = await svc.sessions.revoke_all(session.user_id)
-    await audit(
-        request,
-        "sessions.revoked_all",
-        actor=session.user_id,
-        subject=session.user_id,
-        sid=session.sid,
-        ended=len(ended),
-        via="account page",
-    )
+    await session_actions.end_all(request, session, via="account page")
     return _redirect("/login", svc.cookies.clear_session_cookie())
