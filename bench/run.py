@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bench import auth_check_bench, propagation_bench, scaleout_bench, verify_bench
+from bench import auth_check_bench, edge_bench, propagation_bench, scaleout_bench, verify_bench
 from bench._common import RESULTS_DIR, fmt, md_table, write_results
 
 
@@ -48,6 +48,12 @@ BENCHMARKS: dict[str, Benchmark] = {
         "logout → refused: SSE, Redis, other instance",
         propagation_bench.run,
         propagation_bench.to_markdown,
+    ),
+    "edge": Benchmark(
+        "edge",
+        "latency added by nginx auth_request + dojang",
+        edge_bench.run,
+        edge_bench.to_markdown,
     ),
     "scaleout": Benchmark(
         "scaleout",

@@ -82,12 +82,8 @@ def wrk(name: str, url: str, headers: dict[str, str], duration: int, connections
     return Result(name, percentiles, float(rate.group(1)))
 
 
-def main() -> None:
-    """Start the stack, measure, print."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--connections", type=int, default=1, help="wrk connections")
-    args = parser.parse_args()
+def measure(duration: int = 10, connections: int = 1) -> dict[str, Result]:
+    """Start the stack on loopback, run wrk on the three paths, stop everything."""
     if not Path(WRK).exists():
         raise SystemExit("wrk not found (apt-get install wrk)")
     started: list[Proc] = []
@@ -126,14 +122,22 @@ def main() -> None:
                 ("edge", f"{public_url}/orders", {"cookie": cookie}),
             ]
             for name, url, headers in runs:  # warm-up: JWKS fetch, connection pools, caches
-                wrk(name, url, headers, 2, args.connections)
-            results = {
-                name: wrk(name, url, headers, args.duration, args.connections)
-                for name, url, headers in runs
+                wrk(name, url, headers, 2, connections)
+            return {
+                name: wrk(name, url, headers, duration, connections) for name, url, headers in runs
             }
         finally:
             for proc in reversed(started):
                 proc.stop()
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=1, help="wrk connections")
+    args = parser.parse_args()
+    results = measure(args.duration, args.connections)
     print(f"wrk -t1 -c{args.connections} -d{args.duration}s, loopback, {os.cpu_count()} CPUs")
     for result in results.values():
         print(result.line())
