@@ -192,6 +192,10 @@ def test_subscription_gauges_follow_the_feed(
             lambda: _value(registry, f"{P}_denylist_entries") == 1, what="revocation applied"
         )
         assert _value(registry, f"{P}_seconds_since_revocation_event") == 0
+        # The live event's propagation lag (SET iat -> applied here), real clocks on loopback.
+        assert _value(registry, f"{P}_revocation_lag_seconds_count") == 1
+        lag = _value(registry, f"{P}_revocation_lag_seconds_sum")
+        assert lag is not None and 0 <= lag < 1.0
         metrics_clock.advance(12.5)
         assert _value(registry, f"{P}_seconds_since_revocation_event") == 12.5
         with pytest.raises(RevokedToken):

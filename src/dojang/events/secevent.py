@@ -62,7 +62,9 @@ def sign_event(event: Event, key: Key, *, issuer: str) -> str:
     payload: dict[str, Any] = {**event.data, "exp": event.exp}
     claims = {
         "iss": issuer,
-        "iat": int(event.created_at),
+        # Millisecond precision (RFC 7519 NumericDate may be fractional): subscribers measure
+        # how long the revocation took to reach them from this value.
+        "iat": round(event.created_at, 3),
         # RFC 8417 §2.2: jti uniquely identifies the SET (lets subscribers spot replays).
         "jti": secrets.token_urlsafe(16),
         "events": {event_uri(event.kind): payload},

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -108,6 +108,16 @@ class VerifierMetrics:
             raise ConfigError(["metrics: this VerifierMetrics already serves another verifier"])
         self.verifier = verifier
         verifier.metrics = self
+        subscription = verifier.subscription
+        if subscription is not None:
+            # Revocation propagation lag as this verifier sees it: SET iat -> applied.
+            self.revocation_lag = Histogram(
+                f"{self.prefix}_revocation_lag_seconds",
+                "Seconds from a revocation's issue time to this verifier applying it (live).",
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+                registry=self.registry,
+            )
+            subscription.on_live_event = self.revocation_lag.observe
         if self.registry is not None:
             self.registry.register(_StateCollector(verifier, self.prefix, self._clock))
         return verifier

@@ -31,7 +31,7 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -90,6 +90,9 @@ class Subscription:
         timeout: float = 3.0,
     ) -> None:
         self.deny = DenyList(clock=clock)
+        # Called with the propagation lag (seconds from the SET's iat to applying it) of every
+        # event that arrives live, not through a resync; the metrics hook sets it.
+        self.on_live_event: Callable[[float], None] | None = None
         self._keys = keys
         self._issuer = issuer
         self._algorithms = frozenset(algorithms)
@@ -221,7 +224,7 @@ class Subscription:
             found = keys.final().get(kid)
         return found
 
-    async def _apply_set(self, token: str, where: str) -> Event | None:
+    async def _apply_set(self, token: str, where: str, *, live: bool = True) -> Event | None:
         """Verify and apply one SET; log and skip anything that is not genuine."""
         try:
             key = await self._key_for(token)
@@ -236,6 +239,8 @@ class Subscription:
             _log.warning("ignored a revocation event from %s: %s (%s)", where, exc.code, exc)
             return None
         self._apply(event)
+        if live and self.on_live_event is not None:
+            self.on_live_event(max(0.0, self._clock.now() - event.created_at))
         return event
 
     def _apply(self, event: Event) -> None:
@@ -311,7 +316,7 @@ class SseSubscription(Subscription):
             for item in body.get("events", []):
                 token = item.get("set") if isinstance(item, dict) else None
                 if isinstance(token, str):
-                    await self._apply_set(token, "snapshot")
+                    await self._apply_set(token, "snapshot", live=False)
             since = int(body["last_id"])
             if not body.get("more"):
                 break
@@ -392,7 +397,7 @@ class RedisSubscription(Subscription):
             for entry_id, fields in batch:
                 token = fields.get("set") if isinstance(fields, dict) else None
                 if isinstance(token, str):
-                    await self._apply_set(token, f"stream {self.stream}")
+                    await self._apply_set(token, f"stream {self.stream}", live=False)
                 start = f"({entry_id}"
             if len(batch) < 1000:
                 break
