@@ -23,6 +23,7 @@ from rich.table import Table
 
 from dojang.config import Settings, load_settings
 from dojang.errors import DojangError
+from dojang.logs import uvicorn_log_config
 
 T = TypeVar("T")
 
@@ -176,6 +177,7 @@ def serve(
         highlight=False,
     )
     common: dict[str, Any] = dict(
+        log_config=uvicorn_log_config(settings.log_level),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
