@@ -16,10 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import DBAPIError
 
 from dojang.clock import SYSTEM_CLOCK, Clock
-from dojang.errors import StoreUnavailable
 from dojang.storage.audit_tables import audit_table
 from dojang.storage.db import Database
 
@@ -103,26 +101,23 @@ class AuditLog:
         log.info(json.dumps(line, separators=(",", ":"), sort_keys=True))
         if self._on_record is not None:
             self._on_record(rec.action, rec.outcome, rec.detail)
-        try:
-            async with self._db.engine.begin() as conn:
-                result = await conn.execute(
-                    insert(audit_table)
-                    .values(
-                        at=rec.at,
-                        action=rec.action,
-                        outcome=rec.outcome,
-                        actor=rec.actor,
-                        subject=rec.subject,
-                        client_ip=rec.client_ip,
-                        user_agent=rec.user_agent,
-                        session_ref=rec.session_ref,
-                        detail=json.dumps(rec.detail, separators=(",", ":")),
-                    )
-                    .returning(audit_table.c.id)
+        async with self._db.transaction("audit log") as conn:
+            result = await conn.execute(
+                insert(audit_table)
+                .values(
+                    at=rec.at,
+                    action=rec.action,
+                    outcome=rec.outcome,
+                    actor=rec.actor,
+                    subject=rec.subject,
+                    client_ip=rec.client_ip,
+                    user_agent=rec.user_agent,
+                    session_ref=rec.session_ref,
+                    detail=json.dumps(rec.detail, separators=(",", ":")),
                 )
-                new_id = int(result.scalar_one())
-        except (DBAPIError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"audit log did not answer: {type(exc).__name__}") from None
+                .returning(audit_table.c.id)
+            )
+            new_id = int(result.scalar_one())
         return AuditRecord(**{**asdict(rec), "id": new_id})
 
     async def search(
@@ -148,7 +143,7 @@ class AuditLog:
             stmt = stmt.where(t.c.at >= since)
         if until is not None:
             stmt = stmt.where(t.c.at < until)
-        async with self._db.engine.connect() as conn:
+        async with self._db.connection("audit log") as conn:
             rows = (await conn.execute(stmt)).all()
         return [
             AuditRecord(

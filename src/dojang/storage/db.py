@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -74,13 +77,35 @@ class Database:
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
 
-    async def ping(self) -> None:
-        """Run ``SELECT 1``; ``StoreUnavailable`` if the database does not answer."""
+    @asynccontextmanager
+    async def transaction(self, what: str = "database") -> AsyncIterator[AsyncConnection]:
+        """One transaction; driver and network failures become ``StoreUnavailable``.
+
+        Fail closed: an unreachable database must never read as "no such row". An
+        ``IntegrityError`` passes through: it is an answer (a duplicate), not an outage.
+        ``what`` names the store in the message; only the exception's class name is shown.
+        """
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"{what} did not answer: {type(exc).__name__}") from exc
+
+    @asynccontextmanager
+    async def connection(self, what: str = "database") -> AsyncIterator[AsyncConnection]:
+        """A connection for reads, with the same outage mapping as ``transaction``."""
         try:
             async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+                yield conn
         except (DBAPIError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"database did not answer: {type(exc).__name__}") from None
+            raise StoreUnavailable(f"{what} did not answer: {type(exc).__name__}") from exc
+
+    async def ping(self) -> None:
+        """Run ``SELECT 1``; ``StoreUnavailable`` if the database does not answer."""
+        async with self.connection() as conn:
+            await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

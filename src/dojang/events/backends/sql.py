@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.exc import DBAPIError
 
-from dojang.errors import StoreUnavailable
 from dojang.events.model import Event
 from dojang.storage.db import Database
 from dojang.storage.events_tables import events_table
@@ -34,32 +32,29 @@ class SqlEventLog:
     async def append(self, events: list[Event]) -> list[Event]:
         """Append in one transaction, so a revocation is never half-recorded."""
         stored: list[Event] = []
-        try:
-            async with self._db.engine.begin() as conn:
-                for ev in events:
-                    result = await conn.execute(
-                        insert(events_table)
-                        .values(
-                            kind=ev.kind,
-                            data=_encode(ev),
-                            signed=ev.set_jws,
-                            created_at=ev.created_at,
-                            exp=ev.exp,
-                        )
-                        .returning(events_table.c.id)
+        async with self._db.transaction("event log") as conn:
+            for ev in events:
+                result = await conn.execute(
+                    insert(events_table)
+                    .values(
+                        kind=ev.kind,
+                        data=_encode(ev),
+                        signed=ev.set_jws,
+                        created_at=ev.created_at,
+                        exp=ev.exp,
                     )
-                    stored.append(
-                        Event(
-                            ev.kind,
-                            ev.data,
-                            ev.exp,
-                            ev.created_at,
-                            int(result.scalar_one()),
-                            ev.set_jws,
-                        )
+                    .returning(events_table.c.id)
+                )
+                stored.append(
+                    Event(
+                        ev.kind,
+                        ev.data,
+                        ev.exp,
+                        ev.created_at,
+                        int(result.scalar_one()),
+                        ev.set_jws,
                     )
-        except (DBAPIError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"event log did not answer: {type(exc).__name__}") from None
+                )
         return stored
 
     async def since(self, after_id: int, *, now: float, limit: int = 1000) -> list[Event]:
@@ -70,29 +65,20 @@ class SqlEventLog:
             .order_by(events_table.c.id)
             .limit(limit)
         )
-        try:
-            async with self._db.engine.connect() as conn:
-                rows = (await conn.execute(stmt)).all()
-        except (DBAPIError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"event log did not answer: {type(exc).__name__}") from None
+        async with self._db.connection("event log") as conn:
+            rows = (await conn.execute(stmt)).all()
         return [_decode(r.kind, r.data, r.signed, r.exp, r.created_at, r.id) for r in rows]
 
     async def last_id(self) -> int:
         """Newest id, 0 when empty."""
-        try:
-            async with self._db.engine.connect() as conn:
-                value = (await conn.execute(select(func.max(events_table.c.id)))).scalar()
-        except (DBAPIError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"event log did not answer: {type(exc).__name__}") from None
+        async with self._db.connection("event log") as conn:
+            value = (await conn.execute(select(func.max(events_table.c.id)))).scalar()
         return int(value or 0)
 
     async def first_id(self) -> int:
         """Oldest id still held (0 when empty); ids below it were purged."""
-        try:
-            async with self._db.engine.connect() as conn:
-                value = (await conn.execute(select(func.min(events_table.c.id)))).scalar()
-        except (DBAPIError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"event log did not answer: {type(exc).__name__}") from None
+        async with self._db.connection("event log") as conn:
+            value = (await conn.execute(select(func.min(events_table.c.id)))).scalar()
         return int(value or 0)
 
     async def purge(self, now: float) -> int:
@@ -103,7 +89,7 @@ class SqlEventLog:
         never silently name a different, newer event.
         """
         newest = select(func.max(events_table.c.id)).scalar_subquery()
-        async with self._db.engine.begin() as conn:
+        async with self._db.transaction("event log") as conn:
             result = await conn.execute(
                 delete(events_table).where(events_table.c.exp <= now, events_table.c.id < newest)
             )

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeAlias
 
 from sqlalchemy import Row, case, delete, exc, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dojang.errors import SessionCollision, SessionNotFound, StoreUnavailable
+from dojang.errors import SessionCollision, SessionNotFound
 from dojang.sessions.backends.sqlite_reader import SqliteReader, sqlite_path
 from dojang.sessions.model import Session, decode_data, encode_data
 from dojang.storage.db import Database
@@ -135,19 +135,9 @@ class SqlSessionStore:
         # The URL may carry a password; name the dialect only.
         return f"SqlSessionStore({'sqlite' if self._db.is_sqlite else 'postgresql'})"
 
-    @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction; driver and network failures become ``StoreUnavailable``."""
-        try:
-            async with self._db.engine.begin() as conn:
-                yield conn
-        except exc.IntegrityError:
-            # A constraint violation is an answer from the store, not an outage; the caller
-            # that expects one (create) translates it.
-            raise
-        except (exc.DBAPIError, OSError, TimeoutError) as e:
-            # Fail closed: an unreachable store must never read as "no such session".
-            raise StoreUnavailable(f"session store did not answer: {type(e).__name__}") from e
+    def _begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        # IntegrityError passes through (create translates it into SessionCollision).
+        return self._db.transaction("session store")
 
     async def create(self, session: Session) -> None:
         """Insert a new session; ``SessionCollision`` on a duplicate key or sid."""
