@@ -14,11 +14,8 @@ import contextlib
 import os
 import queue
 import re
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+
+from tests.edge.harness import clean_env, dojang_executable, free_port
 
 CHROMIUM = os.environ.get("DOJANG_CHROMIUM", "/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps calling home, which floods a closed
@@ -42,12 +41,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# Fast argon2id parameters: hashing cost is not what these tests are about.
-FAST_HASH_ENV = {
-    "DOJANG_ARGON2_TIME_COST": "1",
-    "DOJANG_ARGON2_MEMORY_COST": "1024",
-    "DOJANG_ARGON2_PARALLELISM": "1",
-}
 START_DEADLINE = 20.0
 STOP_DEADLINE = 10.0
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -71,24 +64,6 @@ class DojangServer:
         return "".join(self.lines)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _dojang_executable() -> str:
-    # The script installed beside the interpreter running the tests (the project venv).
-    script = Path(sys.executable).with_name("dojang")
-    if script.exists():
-        return str(script)
-    found = shutil.which("dojang")
-    if found is None:
-        pytest.fail("the `dojang` console script is not installed in this environment")
-    return found
-
-
 def _stop(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -102,11 +77,11 @@ def _stop(process: subprocess.Popen[str]) -> None:
 @pytest.fixture(scope="module")
 def dojang_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DojangServer]:
     """``dojang serve --demo`` on a free loopback port with a fresh data directory."""
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     data_dir = tmp_path_factory.mktemp("dojang") / "data"
     command = [
-        _dojang_executable(),
+        dojang_executable(),
         "serve",
         "--demo",
         "--port",
@@ -116,11 +91,8 @@ def dojang_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DojangSe
         "--public-url",
         base_url,
     ]
-    env = {**os.environ, **FAST_HASH_ENV, "PYTHONUNBUFFERED": "1"}
     # Whatever the developer's shell configures must not change what is under test.
-    for name in list(env):
-        if name.startswith("DOJANG_") and name not in FAST_HASH_ENV:
-            del env[name]
+    env = clean_env()
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,

@@ -8,7 +8,6 @@ Both are real processes on loopback ports: ``dojang serve --demo`` and ``python 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import subprocess
 import sys
@@ -22,16 +21,14 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import (  # noqa: F401 - fixtures used by name
-    FAST_HASH_ENV,
     DojangServer,
-    _dojang_executable,
-    _free_port,
     _stop,
     _wait_until_ready,
     chromium_executable,
     playwright_driver,
 )
 from tests.browser.conftest import browser as browser
+from tests.edge.harness import clean_env, dojang_executable, free_port
 
 pytestmark = pytest.mark.browser
 
@@ -47,14 +44,6 @@ class Stack:
     data_dir: Path
     rp_url: str
     env: dict[str, str]
-
-
-def _clean_env() -> dict[str, str]:
-    env = {**os.environ, **FAST_HASH_ENV, "PYTHONUNBUFFERED": "1"}
-    for name in list(env):
-        if name.startswith("DOJANG_") and name not in FAST_HASH_ENV:
-            del env[name]
-    return env
 
 
 def _poll(url: str, process: subprocess.Popen[str]) -> None:
@@ -82,13 +71,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     import queue
     import threading
 
-    env = _clean_env()
-    port, rp_port = _free_port(), _free_port()
+    env = clean_env()
+    port, rp_port = free_port(), free_port()
     base, rp_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{rp_port}"
     data_dir = tmp_path_factory.mktemp("oidc") / "data"
     add = subprocess.run(
         [
-            _dojang_executable(),
+            dojang_executable(),
             "clients",
             "add",
             "example-rp",
@@ -114,7 +103,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     secret = re.search(r"client_secret: (\S+)", add.stdout).group(1)  # type: ignore[union-attr]
     process = subprocess.Popen(
         [
-            _dojang_executable(),
+            dojang_executable(),
             "serve",
             "--demo",
             "--port",
