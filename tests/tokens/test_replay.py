@@ -1,9 +1,9 @@
-"""Replay stores: one contract, run on memory, SQLite and PostgreSQL."""
+"""Replay stores: one contract, run on memory, SQLite, PostgreSQL, Redis and Redis Cluster."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -12,18 +12,39 @@ from dojang.errors import TokenAlreadyUsed
 from dojang.jose import KeySet
 from dojang.storage import Database
 from dojang.tokens import Issuer, MemoryReplayStore, OneTimeTokens, ReplayStore
+from dojang.tokens.backends.redis import RedisReplayStore
 from dojang.tokens.backends.sql import SqlReplayStore
 
 ISS = "https://auth.example"
 MakeDb = Callable[[str], Awaitable[Database]]
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest, make_db: MakeDb, clock: FrozenClock) -> ReplayStore:
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        "redis",
+        "redis-cluster",
+    ]
+)
+async def store(
+    request: pytest.FixtureRequest, make_db: MakeDb, clock: FrozenClock
+) -> AsyncIterator[ReplayStore]:
+    """A fresh replay store of each kind (a new backend plugs in with one param)."""
     kind: str = request.param
     if kind == "memory":
-        return MemoryReplayStore(clock=clock)
-    return SqlReplayStore(await make_db(kind), clock=clock)
+        yield MemoryReplayStore(clock=clock)
+    elif kind in ("sqlite", "postgresql"):
+        yield SqlReplayStore(await make_db(kind), clock=clock)
+    else:
+        url: str = request.getfixturevalue("redis_url" if kind == "redis" else "redis_cluster_url")
+        prefix: str = request.getfixturevalue("redis_prefix")
+        redis_store = RedisReplayStore.from_url(url, option="TEST", prefix=prefix, clock=clock)
+        try:
+            yield redis_store
+        finally:
+            await redis_store.close()
 
 
 async def test_first_redemption_only(store: ReplayStore, clock: FrozenClock) -> None:
@@ -31,6 +52,12 @@ async def test_first_redemption_only(store: ReplayStore, clock: FrozenClock) -> 
     assert await store.redeem("a", exp) is True
     assert await store.redeem("a", exp) is False
     assert await store.redeem("b", exp) is True
+
+
+async def test_50_concurrent_redemptions_of_one_jti(store: ReplayStore, clock: FrozenClock) -> None:
+    """Replay race at the store: 50 simultaneous redemptions of one jti, exactly one wins."""
+    results = await asyncio.gather(*(store.redeem("raced", clock.now() + 60) for _ in range(50)))
+    assert results.count(True) == 1
 
 
 async def test_concurrent_redemptions_of_one_token(store: ReplayStore, clock: FrozenClock) -> None:
