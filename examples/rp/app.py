@@ -9,7 +9,7 @@
 * ``GET /logout``: ends the RP session and sends the browser to dojang's end_session_endpoint
   with ``id_token_hint`` and ``post_logout_redirect_uri``.
 
-Run: ``python -m examples.rp --issuer http://127.0.0.1:8000 --client-id … --client-secret …``
+Run: ``RP_CLIENT_SECRET=… python -m examples.rp --issuer http://127.0.0.1:8000 --client-id …``
 """
 
 from __future__ import annotations

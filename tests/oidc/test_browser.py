@@ -142,8 +142,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             base,
             "--client-id",
             client_id,
-            "--client-secret",
-            secret,
             "--base-url",
             rp_url,
         ],
@@ -152,7 +150,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
-        env=env,
+        # Through the environment: a generated secret may begin with "-" (argparse would
+        # take it for a flag), and a command line is visible to every process.
+        env={**env, "RP_CLIENT_SECRET": secret},
     )
     try:
         _wait_until_ready(server, fresh)
