@@ -2,17 +2,29 @@
 
 The signed form of each event (its SET, ``dojang.events.secevent``) is stored beside the
 payload in the ``signed`` column, so the durable log holds exactly what subscribers verify.
+
+Ids must become visible in order. Subscribers resume "after the last id I saw", so an id that
+commits *after* a larger one would be skipped for good: on PostgreSQL two concurrent appends
+can take ids 7 and 8 from the sequence and commit 8 first; a reader polling in between sees 8,
+moves its cursor past 7, and never learns of that revocation. Appends therefore take a
+transaction-scoped advisory lock before inserting, so ids are drawn and committed in one
+order. SQLite needs nothing: it admits one writer at a time, so its rowids already commit in
+order.
 """
 
 from __future__ import annotations
 
 import json
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, text
 
 from dojang.events.model import Event
 from dojang.storage.db import Database
 from dojang.storage.events_tables import events_table
+
+# pg_advisory_xact_lock key: the first 8 bytes of sha256("dojang.events.append") as a signed
+# int64, a constant so every dojang instance on the database serializes on the same lock.
+APPEND_LOCK_KEY = 1_145_984_938_694_070_929
 
 
 def _encode(ev: Event) -> str:
@@ -33,6 +45,11 @@ class SqlEventLog:
         """Append in one transaction, so a revocation is never half-recorded."""
         stored: list[Event] = []
         async with self._db.transaction("event log") as conn:
+            if not self._db.is_sqlite:
+                # Held until commit: see the module docstring (ids commit in order).
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY}
+                )
             for ev in events:
                 result = await conn.execute(
                     insert(events_table)
