@@ -18,7 +18,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bench import auth_check_bench, edge_bench, propagation_bench, scaleout_bench, verify_bench
+from bench import (
+    auth_check_bench,
+    edge_bench,
+    propagation_bench,
+    scaleout_bench,
+    token_bench,
+    verify_bench,
+)
 from bench._common import RESULTS_DIR, fmt, md_table, write_results
 
 
@@ -60,6 +67,12 @@ BENCHMARKS: dict[str, Benchmark] = {
         "Redis memory/session, /auth/check vs size, vs Django",
         scaleout_bench.run,
         scaleout_bench.to_markdown,
+    ),
+    "token": Benchmark(
+        "token",
+        "POST /oauth2/token: client_credentials and refresh_token vs Keycloak's anchor",
+        token_bench.run,
+        token_bench.to_markdown,
     ),
 }
 
