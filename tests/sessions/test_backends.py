@@ -10,10 +10,10 @@ import pytest
 
 from dojang.errors import ConfigError, StoreUnavailable
 from dojang.sessions.backends import MemorySessionStore, SqlSessionStore, open_session_store
-from dojang.sessions.backends.sqlite_reader import SqliteReader, sqlite_path
 from dojang.sessions.ids import hash_cookie, new_cookie_value, new_csrf_secret, new_sid
 from dojang.sessions.model import Session
 from dojang.storage import Database
+from dojang.storage.sqlite_read import SqliteReader, sqlite_path
 
 
 def _session(key_hash: bytes) -> Session:
@@ -102,8 +102,10 @@ async def test_sqlite_fast_read_sees_other_processes_writes(
     db = await make_db("sqlite")
     store = SqlSessionStore(db)
     cookie = new_cookie_value()
-    await store.create(_session(hash_cookie(cookie)))
+    created = _session(hash_cookie(cookie))
+    await store.create(created)
     assert await store.get(hash_cookie(cookie)) is not None
+    assert await store.get_by_sid(created.sid) == created
     path = sqlite_path(db.url)
     assert path is not None
     other = sqlite3.connect(path)  # another process's connection, e.g. `dojang sessions revoke`
@@ -111,6 +113,7 @@ async def test_sqlite_fast_read_sees_other_processes_writes(
         other.execute("DELETE FROM sessions")
     other.close()
     assert await store.get(hash_cookie(cookie)) is None
+    assert await store.get_by_sid(created.sid) is None
     await store.close()
 
 
@@ -127,5 +130,6 @@ async def test_sqlite_fast_read_falls_back_to_the_async_path(
     store._reader = SqliteReader(tmp_path / "missing" / "dojang.db")
     found = await store.get(hash_cookie(cookie))
     assert found is not None and found.sid == session.sid
+    assert await store.get_by_sid(session.sid) == session
     assert await store.get(hash_cookie(new_cookie_value())) is None
     await store.close()

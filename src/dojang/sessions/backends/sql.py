@@ -13,12 +13,21 @@ from sqlalchemy import Row, case, delete, exc, func, insert, literal, select, up
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dojang.errors import SessionCollision, SessionNotFound
-from dojang.sessions.backends.sqlite_reader import SqliteReader, sqlite_path
 from dojang.sessions.model import Session, decode_data, encode_data
 from dojang.storage.db import Database
 from dojang.storage.sessions_tables import sessions_table as t
+from dojang.storage.sqlite_read import SqliteReader, sqlite_path
 
 log = logging.getLogger("dojang.sessions")
+
+# Constant SQL for the synchronous fast path (dojang.storage.sqlite_read), same column order
+# as _COLUMNS so both paths decode with _from_tuple.
+_FAST_COLUMNS = (
+    "key_hash, sid, user_id, created_at, last_seen, auth_time, idle_timeout, "
+    "absolute_expires_at, csrf_secret, methods, ip, user_agent, data"
+)
+_FAST_BY_KEY = f"SELECT {_FAST_COLUMNS} FROM sessions WHERE key_hash = ?"  # noqa: S608
+_FAST_BY_SID = f"SELECT {_FAST_COLUMNS} FROM sessions WHERE sid = ?"  # noqa: S608
 
 _Row: TypeAlias = Row[*tuple[Any, ...]]
 
@@ -147,24 +156,38 @@ class SqlSessionStore:
         except exc.IntegrityError as e:
             raise SessionCollision() from e
 
+    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        # Reads need no write lock and no transaction of their own.
+        return self._db.connection("session store")
+
     async def _select_one(self, where: Any) -> Session | None:
-        async with self._begin() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(select(*_COLUMNS).where(where))).first()
         return None if row is None else _from_row(row)
 
+    def _fast(self, sql: str, param: object) -> tuple[bool, Session | None]:
+        """(answered, session) from the synchronous reader; not answered → use the async path."""
+        if self._reader is None:
+            return False, None
+        try:
+            row = self._reader.fetch_one(sql, (param,))
+        except sqlite3.Error as e:
+            log.warning("fast session read failed (%s); using the async path", type(e).__name__)
+            return False, None
+        return True, None if row is None else _from_tuple(row)
+
     async def get(self, key_hash: bytes) -> Session | None:
         """Return the session under ``key_hash``, or ``None``; never creates one."""
-        if self._reader is not None:
-            try:
-                row = self._reader.get(key_hash)
-            except sqlite3.Error as e:
-                log.warning("fast session read failed (%s); using the async path", type(e).__name__)
-            else:
-                return None if row is None else _from_tuple(row)
+        answered, found = self._fast(_FAST_BY_KEY, key_hash)
+        if answered:
+            return found
         return await self._select_one(t.c.key_hash == key_hash)
 
     async def get_by_sid(self, sid: str) -> Session | None:
         """Return the session named ``sid``, or ``None``."""
+        answered, found = self._fast(_FAST_BY_SID, sid)
+        if answered:
+            return found
         return await self._select_one(t.c.sid == sid)
 
     async def touch(self, key_hash: bytes, last_seen: float) -> None:
@@ -213,7 +236,7 @@ class SqlSessionStore:
 
     async def list_for_user(self, user_id: str) -> list[Session]:
         """Return every stored session of ``user_id``."""
-        async with self._begin() as conn:
+        async with self._read() as conn:
             rows: Sequence[_Row] = (
                 await conn.execute(select(*_COLUMNS).where(t.c.user_id == user_id))
             ).all()
@@ -236,7 +259,7 @@ class SqlSessionStore:
 
     async def count_live(self, now: float) -> int | None:
         """One indexed count over ``expires_at``."""
-        async with self._begin() as conn:
+        async with self._read() as conn:
             value = (await conn.execute(select(func.count()).where(t.c.expires_at > now))).scalar()
         return int(value or 0)
 
@@ -247,5 +270,5 @@ class SqlSessionStore:
 
     async def ping(self) -> None:
         """Run ``SELECT 1``; ``StoreUnavailable`` if the database does not answer."""
-        async with self._begin() as conn:
+        async with self._read() as conn:
             await conn.execute(select(literal(1)))
