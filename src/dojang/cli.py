@@ -47,6 +47,9 @@ out = Console()
 err = Console(stderr=True)
 
 DataDirOpt = typer.Option(None, "--data-dir", help="Data directory (DOJANG_DATA_DIR).")
+JwksFileOpt = typer.Option(
+    None, "--jwks-file", help="private_key_jwt: JWKS file with the client's PUBLIC keys."
+)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -429,15 +432,24 @@ def clients_add(
     first_party: bool = typer.Option(
         False, "--first-party", help="Trusted first-party app: no consent screen."
     ),
+    auth_method: str | None = typer.Option(
+        None,
+        "--token-endpoint-auth-method",
+        help="OIDC client: client_secret_basic (default), client_secret_post or private_key_jwt.",
+    ),
+    jwks_file: Path | None = JwksFileOpt,
     data_dir: Path | None = DataDirOpt,
 ) -> None:
     """Register a service client; its secret is printed once and stored hashed.
 
-    With ``--type`` / ``--redirect-uri`` it is an OpenID Connect relying party instead.
+    With ``--type`` / ``--redirect-uri`` it is an OpenID Connect relying party instead;
+    ``--token-endpoint-auth-method private_key_jwt --jwks-file keys.json`` registers one that
+    authenticates with a signed JWT (no secret at all).
     """
     settings = _settings(data_dir=data_dir)
     grants = _parse_grants(grant)
-    if client_type is not None or redirect_uri:
+    if client_type is not None or redirect_uri or auth_method or jwks_file:
+        jwks = _read_client_jwks(jwks_file) if jwks_file is not None else None
         _clients_add_oidc(
             settings,
             name,
@@ -447,6 +459,8 @@ def clients_add(
             post_logout_redirect_uris=post_logout_redirect_uri,
             first_party=first_party,
             grants=grants,
+            token_endpoint_auth_method=auth_method,
+            jwks=jwks,
         )
         return
 
@@ -468,23 +482,67 @@ def clients_add(
     err.print("The secret is shown only now; dojang keeps only its hash.", highlight=False)
 
 
+MAX_JWKS_FILE_BYTES = 64 * 1024
+
+
+def _read_client_jwks(path: Path) -> dict[str, object]:
+    """Read and check a client's JWKS file; exit 2 with the reason on any problem.
+
+    Checked here, before the database is opened, so a private key pasted by mistake is refused
+    without side effects (the registry checks again when it stores the keys).
+    """
+    from dojang.accounts.clients import check_client_jwks
+    from dojang.jose import parse_json_object
+
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_JWKS_FILE_BYTES + 1)
+    except OSError as exc:
+        _fail(f"--jwks-file {path}: cannot read ({exc.strerror})")
+        raise AssertionError("unreachable") from None
+    if len(data) > MAX_JWKS_FILE_BYTES:
+        _fail(f"--jwks-file {path}: larger than {MAX_JWKS_FILE_BYTES // 1024} KiB")
+    try:
+        document = parse_json_object(data, "JWKS file")
+        check_client_jwks(document)
+    except DojangError as exc:
+        _fail(f"--jwks-file {path}: {exc}")
+        raise AssertionError("unreachable") from None
+    return document
+
+
 def _clients_add_oidc(settings: Settings, name: str, **options: Any) -> None:
     """Register an OIDC relying party (``clients add --type …``)."""
 
     async def go(svc: Any) -> Any:
         added = await svc.clients.add_oidc_client(name, **options)
+        client = added[0]
         await svc.audit.record(
             "client.added",
             actor=_operator(),
-            subject=added[0].client_id,
+            subject=client.client_id,
             name=name,
             client_type=options["client_type"],
             redirect_uris=list(options["redirect_uris"]),
+            auth_method=client.token_endpoint_auth_method,
         )
         return added
 
+    from dojang.accounts.clients import PRIVATE_KEY_JWT
+
     client, secret = _run(_with_services(settings, go))
     out.print(f"client_id: {client.client_id}", highlight=False)
+    out.print(f"token_endpoint_auth_method: {client.token_endpoint_auth_method}", highlight=False)
+    if client.token_endpoint_auth_method == PRIVATE_KEY_JWT:
+        from dojang.oidc.client_auth import client_keys
+
+        kids = ", ".join(f"{k['kid']} ({k['alg']})" for k in client_keys(client).describe())
+        out.print(f"keys: {kids}", highlight=False)
+        err.print(
+            "No secret: the client authenticates with a JWT signed by one of these keys.",
+            highlight=False,
+        )
+        return
     if secret is None:
         err.print("Public client: no secret; it must use PKCE (S256).", highlight=False)
         return

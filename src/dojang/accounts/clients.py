@@ -3,6 +3,11 @@
 An *audience* is an API that accepts dojang access tokens (``orders-api``) with the scopes it
 understands. A *client* is a service account with a secret (shown once, stored as SHA-256)
 and a grant table: for each audience, the scopes it may request.
+
+OpenID Connect relying parties are clients too, with a registered token endpoint
+authentication method: a secret (``client_secret_basic`` / ``client_secret_post``), a JWT
+signed with one of their registered public keys (``private_key_jwt``), or nothing (``none``,
+public clients with PKCE). Clients without a secret get a secret hash no secret can match.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -22,7 +27,8 @@ from sqlalchemy.exc import IntegrityError
 
 from dojang.accounts._storage import begin
 from dojang.clock import SYSTEM_CLOCK, Clock
-from dojang.errors import AuthError
+from dojang.errors import AuthError, InvalidToken
+from dojang.jose.jwk import PRIVATE_MEMBERS, Key
 from dojang.storage.db import Database
 from dojang.storage.oauth_tables import audiences_table, clients_table, revoked_tokens_table
 from dojang.storage.oidc_tables import oidc_clients_table
@@ -32,6 +38,10 @@ _SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")  # RFC 6749 §3.3 scop
 # A fixed hash to compare against when the client id is unknown, so timing does not reveal
 # which client ids exist.
 _DUMMY_HASH = hashlib.sha256(b"dojang-no-such-client").hexdigest()
+# Stored as the secret hash of clients that have no secret (public and private_key_jwt
+# clients): a SHA-256 hex digest never contains "-", so no secret can ever match it, not even
+# one somebody saw at registration time.
+_NO_SECRET_HASH = "-" * 64
 
 
 class InvalidClient(AuthError):
@@ -142,6 +152,14 @@ class ClientRegistry:
 
         Every audience in ``grants`` must exist and the scopes must be ones it understands.
         """
+        secret = secrets.token_urlsafe(32)
+        client = await self._insert_client(name, grants, serves, _hash_secret(secret))
+        return client, secret
+
+    async def _insert_client(
+        self, name: str, grants: dict[str, str], serves: str | None, secret_hash: str
+    ) -> Client:
+        """Validate and insert a ``clients`` row with the given secret hash."""
         _check_name("client", name)
         parsed: dict[str, frozenset[str]] = {}
         for audience, scope_text in grants.items():
@@ -156,14 +174,13 @@ class ClientRegistry:
         if serves is not None and await self.get_audience(serves) is None:
             raise RegistryError(f"unknown audience {serves!r} for --serves")
         client = Client(f"svc_{secrets.token_urlsafe(12)}", name, parsed, serves, self._clock.now())
-        secret = secrets.token_urlsafe(32)
         try:
             async with begin(self._db) as conn:
                 await conn.execute(
                     insert(clients_table).values(
                         client_id=client.client_id,
                         name=name,
-                        secret_hash=_hash_secret(secret),
+                        secret_hash=secret_hash,
                         grants=json.dumps({a: " ".join(sorted(s)) for a, s in parsed.items()}),
                         serves=serves,
                         created_at=client.created_at,
@@ -171,7 +188,7 @@ class ClientRegistry:
                 )
         except IntegrityError:
             raise RegistryError(f"client {name!r} already exists") from None
-        return client, secret
+        return client
 
     async def _row(self, client_id: str) -> tuple[Client, str] | None:
         async with begin(self._db) as conn:
@@ -236,14 +253,28 @@ class ClientRegistry:
         backchannel_logout_uri: str | None = None,
         first_party: bool = False,
         grants: dict[str, str] | None = None,
+        token_endpoint_auth_method: str | None = None,
+        jwks: Mapping[str, object] | None = None,
     ) -> tuple[OIDCClient, str | None]:
-        """Register a relying party; returns it with its secret (``None`` for public clients).
+        """Register a relying party; returns it with its secret (``None`` unless it uses one).
 
-        A public client gets a client row whose secret hash matches no secret anyone knows, so it
-        can never authenticate with a secret (it proves possession with PKCE alone).
+        ``token_endpoint_auth_method`` defaults to ``client_secret_basic`` for confidential
+        clients and is always ``none`` for public ones. ``private_key_jwt`` needs ``jwks``, the
+        client's PUBLIC keys (checked by ``check_client_jwks``). Clients without a secret get a
+        client row whose secret hash no secret matches, so they can never authenticate with one.
         """
         if client_type not in CLIENT_TYPES:
             raise RegistryError(f"client type must be one of {', '.join(CLIENT_TYPES)}")
+        method = _auth_method(client_type, token_endpoint_auth_method)
+        jwks_json: str | None = None
+        if method == PRIVATE_KEY_JWT:
+            if jwks is None:
+                raise RegistryError("private_key_jwt needs the client's public keys (--jwks-file)")
+            jwks_json = public_jwks_json(check_client_jwks(jwks))
+        elif jwks is not None:
+            raise RegistryError(
+                "a JWKS is registered only with --token-endpoint-auth-method private_key_jwt"
+            )
         if not redirect_uris:
             raise RegistryError("an OIDC client needs at least one --redirect-uri")
         uris = tuple(dict.fromkeys(check_redirect_uri(u) for u in redirect_uris))
@@ -258,7 +289,11 @@ class ClientRegistry:
             if backchannel_logout_uri is None
             else check_redirect_uri(backchannel_logout_uri, what="back-channel logout URI")
         )
-        client, secret = await self.add_client(name, grants=grants or {})
+        secret: str | None = None
+        if method in SECRET_METHODS:
+            client, secret = await self.add_client(name, grants=grants or {})
+        else:
+            client = await self._insert_client(name, grants or {}, None, _NO_SECRET_HASH)
         async with begin(self._db) as conn:
             await conn.execute(
                 insert(oidc_clients_table).values(
@@ -268,6 +303,8 @@ class ClientRegistry:
                     post_logout_redirect_uris=json.dumps(list(logout_uris)),
                     backchannel_logout_uri=bcl,
                     first_party=first_party,
+                    token_endpoint_auth_method=method,
+                    jwks=jwks_json,
                     created_at=client.created_at,
                 )
             )
@@ -279,8 +316,10 @@ class ClientRegistry:
             logout_uris,
             bcl,
             first_party,
+            token_endpoint_auth_method=method,
+            jwks=jwks_json,
         )
-        return oidc, (None if oidc.is_public else secret)
+        return oidc, secret
 
     async def get_oidc_client(self, client_id: str) -> OIDCClient | None:
         """The relying party with this id, or None (also for plain service clients)."""
@@ -331,6 +370,23 @@ class ClientRegistry:
 ClientType = Literal["confidential", "public"]
 CLIENT_TYPES: tuple[ClientType, ...] = ("confidential", "public")
 MAX_URI_LENGTH = 512
+
+# Token endpoint authentication methods (OIDC Core §9, OIDC Registration §2). The two secret
+# methods only differ in where the secret travels, so a secret client may use either.
+CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105 - a method name, not a secret
+CLIENT_SECRET_POST = "client_secret_post"  # noqa: S105 - a method name, not a secret
+PRIVATE_KEY_JWT = "private_key_jwt"
+NO_AUTHENTICATION = "none"
+SECRET_METHODS = frozenset({CLIENT_SECRET_BASIC, CLIENT_SECRET_POST})
+AUTH_METHODS: tuple[str, ...] = (
+    CLIENT_SECRET_BASIC,
+    CLIENT_SECRET_POST,
+    PRIVATE_KEY_JWT,
+    NO_AUTHENTICATION,
+)
+# A client rotates keys by publishing the next one beside the current one; a handful is plenty
+# and bounds the work of importing a registration.
+MAX_CLIENT_KEYS = 16
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -345,11 +401,82 @@ class OIDCClient:
     post_logout_redirect_uris: tuple[str, ...] = ()
     backchannel_logout_uri: str | None = None
     first_party: bool = False
+    # One of AUTH_METHODS; the only way this client may authenticate at the token endpoint.
+    token_endpoint_auth_method: str = CLIENT_SECRET_BASIC
+    # private_key_jwt only: the normalised public JWKS (JSON text) written at registration.
+    jwks: str | None = None
 
     @property
     def is_public(self) -> bool:
         """Public clients (SPAs, native apps) hold no secret (RFC 6749 §2.1)."""
         return self.client_type == "public"
+
+    @property
+    def uses_secret(self) -> bool:
+        """Whether the client authenticates with a secret (``client_secret_basic``/``_post``)."""
+        return self.token_endpoint_auth_method in SECRET_METHODS
+
+
+def _auth_method(client_type: str, requested: str | None) -> str:
+    """The token endpoint auth method to register, checked against the client type."""
+    if requested is not None and requested not in AUTH_METHODS:
+        raise RegistryError(
+            f"token endpoint auth method must be one of {', '.join(AUTH_METHODS)}, "
+            f"got {requested[:40]!r}"
+        )
+    if client_type == "public":
+        if requested not in (None, NO_AUTHENTICATION):
+            raise RegistryError("a public client has no credentials: its auth method is none")
+        return NO_AUTHENTICATION
+    if requested == NO_AUTHENTICATION:
+        raise RegistryError("a confidential client must authenticate; use --type public instead")
+    return requested or CLIENT_SECRET_BASIC
+
+
+def check_client_jwks(document: object) -> tuple[Key, ...]:
+    """Validate a client's JWKS for ``private_key_jwt``; ``RegistryError`` names the problem.
+
+    Every entry must be a PUBLIC signing key dojang can verify with (Ed25519, P-256 or RSA of at
+    least 2048 bits) with a ``kid`` unique in the set, and an ``alg`` unless the key type
+    implies it (EdDSA for Ed25519, ES256 for P-256; RSA needs ``"alg": "RS256"``). Any private
+    or symmetric member is refused outright: it means the client's private key was copied.
+    """
+    keys = document.get("keys") if isinstance(document, Mapping) else None
+    if not isinstance(keys, list):
+        raise RegistryError('the JWKS must be a JSON object with a "keys" array')
+    if not 1 <= len(keys) <= MAX_CLIENT_KEYS:
+        raise RegistryError(f"the JWKS must hold 1 to {MAX_CLIENT_KEYS} keys, not {len(keys)}")
+    found: dict[str, Key] = {}
+    for index, entry in enumerate(keys):
+        label = f"JWKS keys[{index}]"
+        if not isinstance(entry, Mapping):
+            raise RegistryError(f"{label} is not a JSON object")
+        if isinstance(entry.get("kid"), str):
+            label += f" (kid {entry['kid']!r:.70})"
+        leaked = sorted(PRIVATE_MEMBERS & entry.keys())
+        symmetric = entry.get("kty") == "oct"
+        if leaked or symmetric:
+            # A shared secret would let dojang (and anyone reading its database) sign as the
+            # client; private members mean the client's key was copied out of the client.
+            what = "a symmetric (oct) key" if symmetric else f"private member {leaked[0]!r}"
+            raise RegistryError(
+                f"{label} contains {what}: register only the client's PUBLIC keys "
+                "(its private key must never leave the client)"
+            )
+        try:
+            key = Key.from_jwk(entry)
+        except InvalidToken as exc:
+            raise RegistryError(f"{label}: {exc}") from None
+        if key.kid in found:
+            raise RegistryError(f"{label}: kid {key.kid!r:.70} is not unique in the set")
+        found[key.kid] = key
+    return tuple(found.values())
+
+
+def public_jwks_json(keys: Sequence[Key]) -> str:
+    """The JWKS to store: rebuilt from the public key objects (kid, alg and use always set),
+    so nothing but public members from the submitted document is ever kept."""
+    return json.dumps({"keys": [k.public_jwk() for k in keys]}, separators=(",", ":"))
 
 
 def check_redirect_uri(uri: str, *, what: str = "redirect URI") -> str:
@@ -383,4 +510,6 @@ def _oidc_from_row(client: Client, row: Any) -> OIDCClient:
         post_logout_redirect_uris=tuple(json.loads(row.post_logout_redirect_uris)),
         backchannel_logout_uri=row.backchannel_logout_uri,
         first_party=bool(row.first_party),
+        token_endpoint_auth_method=row.token_endpoint_auth_method,
+        jwks=row.jwks,
     )

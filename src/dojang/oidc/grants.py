@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 from dojang.accounts.clients import OIDCClient
 from dojang.events import Event
 from dojang.jose import decode_segments, parse_json_object
-from dojang.oidc import pkce
+from dojang.oidc import client_auth, pkce
 from dojang.oidc.ids import hash_secret, new_id, new_secret
 from dojang.oidc.logout import on_sessions_ended
 from dojang.oidc.store import CodeRecord, OIDCStore, RefreshRecord
@@ -51,14 +51,29 @@ async def authenticate(
 ) -> OIDCClient:
     """Identify the client at the token endpoint (RFC 6749 §2.3, §3.2.1).
 
-    Confidential clients authenticate with their secret (``client_secret_basic``, or ``_post``);
-    public clients send only ``client_id`` and prove possession of the code with PKCE.
+    Confidential clients authenticate with their registered method: their secret
+    (``client_secret_basic``, or ``_post``) or a JWT signed with one of their registered keys
+    (``private_key_jwt``, see ``client_auth``); public clients send only ``client_id`` and prove
+    possession of the code with PKCE. Exactly one method per request.
     """
+    if client_auth.is_assertion_request(form):
+        if authorization or "client_secret" in form:
+            raise OAuthError("invalid_request", "use one client authentication method, not two")
+        return await client_auth.authenticate_assertion(svc, form)
     if authorization or "client_secret" in form:
         client = await oauth.authenticate_client(svc, authorization, form)
         found = await svc.clients.get_oidc_client(client.client_id)
         if found is None or found.is_public:
             raise OAuthError("unauthorized_client", "client is not registered for this grant")
+        if not found.uses_secret:
+            # Unreachable while such clients store an unmatchable secret hash; kept so the
+            # registered method decides even if a secret hash ever were set by other means.
+            raise OAuthError(
+                "invalid_client",
+                "client authentication failed",
+                401,
+                {"www-authenticate": 'Basic realm="dojang"'},
+            )
         return found
     found = await svc.clients.get_oidc_client(form.get("client_id", ""))
     if found is None or not found.is_public:

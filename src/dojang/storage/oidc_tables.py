@@ -25,6 +25,13 @@ class OIDCClientRow(Base):
     post_logout_redirect_uris: Mapped[str] = mapped_column(Text)  # JSON list
     backchannel_logout_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     first_party: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How the client authenticates at the token endpoint (OIDC Registration §2):
+    # client_secret_basic | client_secret_post | private_key_jwt | none. The registered method
+    # decides; a client can never switch to another one by itself.
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
+    # private_key_jwt only: the client's PUBLIC keys as a normalised JWKS (JSON), each with kid
+    # and alg. Public keys are not secret, so they are stored as they are.
+    jwks: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
 
 

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from dojang.errors import InvalidToken
-from dojang.oidc import grants
+from dojang.oidc import client_auth, grants
 from dojang.oidc.logout import on_sessions_ended
 from dojang.oidc.request import (
     MAX_QUERY,
@@ -413,8 +413,13 @@ async def openid_configuration(request: Request) -> Response:
             "token_endpoint_auth_methods_supported": [
                 "client_secret_basic",
                 "client_secret_post",
+                "private_key_jwt",
                 "none",
             ],
+            # The algorithms registered client keys can be bound to (for private_key_jwt).
+            "token_endpoint_auth_signing_alg_values_supported": list(
+                client_auth.SIGNING_ALGORITHMS
+            ),
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": [
                 "iss",

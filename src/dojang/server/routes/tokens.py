@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from dojang.oidc import client_auth
 from dojang.oidc import grants as oidc_grants
 from dojang.server import oauth
 from dojang.server.bodies import read_form, read_json
@@ -215,7 +216,12 @@ async def metadata(request: Request) -> Response:
             "revocation_endpoint": f"{base}/oauth2/revoke",
             "introspection_endpoint": f"{base}/oauth2/introspect",
             "grant_types_supported": ["client_credentials", oauth.TOKEN_EXCHANGE],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            # private_key_jwt: OIDC clients registered for it (dojang.oidc.client_auth).
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+            ],
             "revocation_endpoint_auth_methods_supported": [
                 "client_secret_basic",
                 "client_secret_post",
@@ -225,7 +231,9 @@ async def metadata(request: Request) -> Response:
                 "client_secret_post",
             ],
             "response_types_supported": [],
-            "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
+            "token_endpoint_auth_signing_alg_values_supported": list(
+                client_auth.SIGNING_ALGORITHMS
+            ),
         },
         headers={"cache-control": "public, max-age=3600"},
     )

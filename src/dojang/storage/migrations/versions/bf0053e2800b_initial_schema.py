@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: c9ea994408b9
+Revision ID: bf0053e2800b
 Revises:
-Create Date: 2026-11-29 22:57:32.433138
+Create Date: 2026-11-30 00:32:20.658153
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "c9ea994408b9"
+revision = "bf0053e2800b"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -111,6 +111,8 @@ def upgrade() -> None:
         sa.Column("post_logout_redirect_uris", sa.Text(), nullable=False),
         sa.Column("backchannel_logout_uri", sa.Text(), nullable=True),
         sa.Column("first_party", sa.Boolean(), nullable=False),
+        sa.Column("token_endpoint_auth_method", sa.String(length=32), nullable=False),
+        sa.Column("jwks", sa.Text(), nullable=True),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("client_id", name=op.f("pk_oidc_clients")),
     )
