@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from dojang import Verifier
 from dojang.errors import InvalidToken, WrongTokenType
 from dojang.jose import decode_segments, parse_json_object
@@ -213,6 +215,25 @@ async def test_refresh_rotation_and_reuse_ends_family_and_session(env: Env, rp: 
         "/oauth2/userinfo", headers={"authorization": f"Bearer {second['access_token']}"}
     )
     assert u.status_code == 401
+
+
+async def test_concurrent_uses_of_one_refresh_token_let_exactly_one_through(
+    env: Env, rp: RP
+) -> None:
+    """Rotation is atomic: of 10 simultaneous uses one wins, the rest are reuse (family ends)."""
+    await env.login()
+    pkce = Pkce()
+    code, _ = await get_code(env, rp, pkce)
+    token = (await redeem(env, rp, code, pkce)).json()["refresh_token"]
+    answers = await asyncio.gather(*(refresh(env, rp, token) for _ in range(10)))
+    assert sorted(a.status_code for a in answers).count(200) == 1
+    assert all(a.json()["error"] == "invalid_grant" for a in answers if a.status_code != 200)
+    (winner,) = [a.json() for a in answers if a.status_code == 200]
+    # The race was a replay: the winner's successor died with the family.
+    r = await refresh(env, rp, winner["refresh_token"])
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    refreshed = await env.services.audit.search(action="oidc.refreshed")
+    assert len(refreshed) == 1 and refreshed[0].actor == rp.client_id
 
 
 async def test_refresh_dies_with_the_session(env: Env, rp: RP) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from dojang.accounts._storage import begin
@@ -32,6 +32,7 @@ from dojang.jose.jwk import PRIVATE_MEMBERS, Key
 from dojang.storage.db import Database
 from dojang.storage.oauth_tables import audiences_table, clients_table, revoked_tokens_table
 from dojang.storage.oidc_tables import oidc_clients_table
+from dojang.storage.sqlite_read import IndexedSelect
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")  # RFC 6749 §3.3 scope-token
@@ -73,6 +74,14 @@ class Client:
     grants: dict[str, frozenset[str]] = field(default_factory=dict)
     serves: str | None = None
     created_at: float = 0.0
+
+
+_CLIENT_BY_ID = IndexedSelect(
+    select(clients_table).where(clients_table.c.client_id == bindparam("client_id"))
+)
+_OIDC_CLIENT_BY_ID = IndexedSelect(
+    select(oidc_clients_table).where(oidc_clients_table.c.client_id == bindparam("client_id"))
+)
 
 
 def parse_scopes(text: str) -> frozenset[str]:
@@ -191,12 +200,8 @@ class ClientRegistry:
         return client
 
     async def _row(self, client_id: str) -> tuple[Client, str] | None:
-        async with begin(self._db) as conn:
-            row = (
-                await conn.execute(
-                    select(clients_table).where(clients_table.c.client_id == client_id)
-                )
-            ).first()
+        # Every token request authenticates a client: an indexed read, never a transaction.
+        row = await _CLIENT_BY_ID.one(self._db, "account store", client_id=client_id)
         if row is None:
             return None
         grants = {a: parse_scopes(s) for a, s in json.loads(row.grants).items()}
@@ -328,12 +333,7 @@ class ClientRegistry:
         client = await self.get_client(client_id)
         if client is None:
             return None
-        async with begin(self._db) as conn:
-            row = (
-                await conn.execute(
-                    select(oidc_clients_table).where(oidc_clients_table.c.client_id == client_id)
-                )
-            ).first()
+        row = await _OIDC_CLIENT_BY_ID.one(self._db, "account store", client_id=client_id)
         return None if row is None else _oidc_from_row(client, row)
 
     # --- individually revoked tokens (RFC 7009) ------------------------------------------

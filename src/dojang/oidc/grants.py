@@ -187,7 +187,7 @@ async def _refresh(svc: Services, client: OIDCClient, form: dict[str, str]) -> d
     record = await db.get_refresh(token_hash)
     if record is None or record.client_id != client.client_id or record.revoked:
         raise OAuthError("invalid_grant", "refresh token is invalid")
-    if record.rotated_at is not None or not await db.rotate_refresh(token_hash):
+    if record.rotated_at is not None:
         await _reuse_detected(svc, db, record)
         raise OAuthError("invalid_grant", "refresh token is invalid")
     session = await _live_session(svc, record.sid)
@@ -201,17 +201,30 @@ async def _refresh(svc: Services, client: OIDCClient, form: dict[str, str]) -> d
         if not set(asked) <= set(record.scope.split()) or "openid" not in asked:
             raise OAuthError("invalid_scope", "scope exceeds what was granted")
         scope = " ".join(dict.fromkeys(asked))
-    body, _, _ = await _mint(
-        svc,
-        client,
-        session=session,
-        scope=scope,
-        family_id=record.family_id,
-        auth_time=record.auth_time,
-        amr=record.amr,
-        nonce=None,  # OIDC Core §12.2: a refreshed ID token carries no nonce
+    try:
+        body, _, _ = await _mint(
+            svc,
+            client,
+            session=session,
+            scope=scope,
+            family_id=record.family_id,
+            auth_time=record.auth_time,
+            amr=record.amr,
+            nonce=None,  # OIDC Core §12.2: a refreshed ID token carries no nonce
+            rotates=token_hash,
+        )
+    except _AlreadyUsed:
+        # A concurrent request redeemed the same token first: one of the two is a replay.
+        await _reuse_detected(svc, db, record)
+        raise OAuthError("invalid_grant", "refresh token is invalid") from None
+    await svc.audit.record(
+        "oidc.refreshed", actor=client.client_id, subject=session.user_id, sid=session.sid
     )
     return body
+
+
+class _AlreadyUsed(Exception):
+    """The refresh token being rotated was used (or revoked) since it was read."""
 
 
 async def _reuse_detected(svc: Services, db: OIDCStore, record: RefreshRecord) -> None:
@@ -236,8 +249,14 @@ async def _mint(
     auth_time: float,
     amr: tuple[str, ...],
     nonce: str | None,
+    rotates: str | None = None,
 ) -> tuple[dict[str, Any], str, float]:
-    """Access token + ID token + a new refresh token of ``family_id``."""
+    """Access token + ID token + a new refresh token of ``family_id``.
+
+    ``rotates``: the hash of the refresh token this one replaces. Retiring it and storing the
+    successor is one transaction, so exactly one of two concurrent uses wins (the other
+    raises ``_AlreadyUsed``) and a retired token never lacks its successor.
+    """
     now = svc.clock.now()
     ttl = svc.issuer.access_ttl
     access = svc.issuer.access_token(
@@ -249,22 +268,23 @@ async def _mint(
         client_id=client.client_id,
     )
     refresh = new_secret()
-    await store(svc).save_refresh(
-        hash_secret(refresh),
-        RefreshRecord(
-            family_id=family_id,
-            client_id=client.client_id,
-            user_id=session.user_id,
-            sid=session.sid,
-            scope=scope,
-            auth_time=auth_time,
-            amr=amr,
-            # Bounded by the dojang session: never outlives its absolute expiry.
-            expires_at=session.absolute_expires_at,
-            rotated_at=None,
-            revoked=False,
-        ),
+    successor = RefreshRecord(
+        family_id=family_id,
+        client_id=client.client_id,
+        user_id=session.user_id,
+        sid=session.sid,
+        scope=scope,
+        auth_time=auth_time,
+        amr=amr,
+        # Bounded by the dojang session: never outlives its absolute expiry.
+        expires_at=session.absolute_expires_at,
+        rotated_at=None,
+        revoked=False,
     )
+    if rotates is None:
+        await store(svc).save_refresh(hash_secret(refresh), successor)
+    elif not await store(svc).rotate_refresh(rotates, hash_secret(refresh), successor):
+        raise _AlreadyUsed()
     body: dict[str, Any] = {
         "access_token": access,
         "token_type": "Bearer",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dojang.accounts._storage import begin
@@ -23,6 +23,11 @@ from dojang.storage.oidc_tables import (
     consents_table,
     logout_deliveries_table,
     refresh_tokens_table,
+)
+from dojang.storage.sqlite_read import IndexedSelect
+
+_REFRESH_BY_HASH = IndexedSelect(
+    select(refresh_tokens_table).where(refresh_tokens_table.c.token_hash == bindparam("token_hash"))
 )
 
 
@@ -161,30 +166,31 @@ class OIDCStore:
 
     # --- refresh tokens -----------------------------------------------------------------
 
+    def _refresh_row(self, token_hash: str, record: RefreshRecord) -> dict[str, object]:
+        return {
+            "token_hash": token_hash,
+            "family_id": record.family_id,
+            "client_id": record.client_id,
+            "user_id": record.user_id,
+            "sid": record.sid,
+            "scope": record.scope,
+            "auth_time": record.auth_time,
+            "amr": " ".join(record.amr),
+            "created_at": self._clock.now(),
+            "expires_at": record.expires_at,
+            "revoked": False,
+        }
+
     async def save_refresh(self, token_hash: str, record: RefreshRecord) -> None:
         """Store a new refresh token of ``record.family_id``."""
         async with begin(self._db) as conn:
             await conn.execute(
-                insert(refresh_tokens_table).values(
-                    token_hash=token_hash,
-                    family_id=record.family_id,
-                    client_id=record.client_id,
-                    user_id=record.user_id,
-                    sid=record.sid,
-                    scope=record.scope,
-                    auth_time=record.auth_time,
-                    amr=" ".join(record.amr),
-                    created_at=self._clock.now(),
-                    expires_at=record.expires_at,
-                    revoked=False,
-                )
+                insert(refresh_tokens_table).values(self._refresh_row(token_hash, record))
             )
 
     async def get_refresh(self, token_hash: str) -> RefreshRecord | None:
         """The refresh token stored under ``token_hash``, or None."""
-        t = refresh_tokens_table
-        async with begin(self._db) as conn:
-            r = (await conn.execute(select(t).where(t.c.token_hash == token_hash))).first()
+        r = await _REFRESH_BY_HASH.one(self._db, "account store", token_hash=token_hash)
         if r is None:
             return None
         return RefreshRecord(
@@ -200,8 +206,14 @@ class OIDCStore:
             bool(r.revoked),
         )
 
-    async def rotate_refresh(self, token_hash: str) -> bool:
-        """Retire a refresh token on use; True only for the first, unrevoked use."""
+    async def rotate_refresh(
+        self, token_hash: str, new_hash: str | None = None, new: RefreshRecord | None = None
+    ) -> bool:
+        """Retire a refresh token on use and, in the same transaction, store its successor.
+
+        True only for the first, unrevoked use; otherwise nothing is written (a successor is
+        never stored beside a token that was already used: that is reuse).
+        """
         t = refresh_tokens_table
         async with begin(self._db) as conn:
             result = await conn.execute(
@@ -211,7 +223,11 @@ class OIDCStore:
                 )
                 .values(rotated_at=self._clock.now())
             )
-        return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            if new_hash is not None and new is not None:
+                await conn.execute(insert(t).values(self._refresh_row(new_hash, new)))
+        return True
 
     async def revoke_family(self, family_id: str) -> None:
         """End every refresh token of one family."""

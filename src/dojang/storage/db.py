@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from dojang.errors import ConfigError, StoreUnavailable
+from dojang.storage.sqlite_read import SqliteReader, sqlite_path
 
 
 def normalize_url(url: str) -> str:
@@ -79,6 +80,9 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        # Hot indexed reads of a SQLite file skip the async driver (dojang.storage.sqlite_read).
+        path = sqlite_path(self.url)
+        self.reader: SqliteReader | None = SqliteReader(path) if path is not None else None
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
@@ -132,5 +136,7 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and the synchronous reader's)."""
+        if self.reader is not None:
+            self.reader.close()
         await self.engine.dispose()

@@ -14,10 +14,21 @@ belongs on the async path.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from collections import namedtuple
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+from sqlalchemy import Boolean, Select
+from sqlalchemy.dialects import sqlite
+
+if TYPE_CHECKING:
+    from dojang.storage.db import Database
+
+log = logging.getLogger("dojang.storage")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -68,3 +79,45 @@ class SqliteReader:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class IndexedSelect:
+    """One indexed ``SELECT`` that runs on the synchronous reader when the database is a
+    SQLite file, and through SQLAlchemy otherwise, with the same columns either way.
+
+    The SQLite text is compiled from the very statement the async path runs (``qmark``
+    parameters in the compiled order), so the two paths cannot drift apart. Rows come back
+    as one named tuple type with Boolean columns as ``bool`` on both paths.
+    """
+
+    def __init__(self, stmt: Select[Any]) -> None:
+        self.stmt = stmt
+        compiled = stmt.compile(dialect=sqlite.dialect(paramstyle="qmark"))
+        self.sqlite_sql = str(compiled)
+        self._order: tuple[str, ...] = tuple(compiled.positiontup or ())
+        columns = list(stmt.selected_columns)
+        self._row = namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
+        self._bools = tuple(i for i, c in enumerate(columns) if isinstance(c.type, Boolean))
+
+    def _shape(self, values: Sequence[Any]) -> Any:
+        if self._bools:
+            values = list(values)
+            for i in self._bools:
+                values[i] = None if values[i] is None else bool(values[i])
+        return self._row(*values)
+
+    async def one(self, db: Database, what: str, **params: Any) -> Any | None:
+        """The first row for ``params`` (a named tuple) or None; outages → StoreUnavailable."""
+        reader = db.reader
+        if reader is not None:
+            try:
+                row = reader.fetch_one(self.sqlite_sql, tuple(params[k] for k in self._order))
+            except sqlite3.Error as e:
+                log.warning(
+                    "fast %s read failed (%s); using the async path", what, type(e).__name__
+                )
+            else:
+                return None if row is None else self._shape(row)
+        async with db.connection(what) as conn:
+            found = (await conn.execute(self.stmt, params)).first()
+        return None if found is None else self._shape(tuple(found))
