@@ -11,7 +11,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import event, exc, text
@@ -20,6 +20,9 @@ from dojang.clock import FrozenClock
 from dojang.storage import Database
 from dojang.storage import accounts_tables as _accounts_tables  # noqa: F401 - registers tables
 from dojang.storage import sessions_tables as _sessions_tables  # noqa: F401 - registers tables
+
+if TYPE_CHECKING:
+    from tests.redis_harness import RedisSentinelHarness
 
 POSTGRES_URL = os.environ.get(
     "DOJANG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -127,6 +130,28 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield cluster.url
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinelHarness]:
+    """A throwaway master + replica under three sentinels for the whole run (never failed over:
+    a failover test starts its own)."""
+    from tests.redis_harness import REDIS_SERVER, RedisSentinelHarness, unreachable
+
+    if REDIS_SERVER is None:
+        unreachable("redis-server not installed: Redis Sentinel tests cannot run")
+    sentinel = RedisSentinelHarness(tmp_path_factory.mktemp("redis-sentinel"))
+    sentinel.start()
+    try:
+        yield sentinel
+    finally:
+        sentinel.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_url(redis_sentinel: RedisSentinelHarness) -> str:
+    """``redis+sentinel://<the three sentinels>/<service>`` for :func:`redis_sentinel`."""
+    return redis_sentinel.url
 
 
 @pytest.fixture

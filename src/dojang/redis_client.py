@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -31,7 +32,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from redis import exceptions as rx
 from redis.asyncio import Redis, RedisCluster, Sentinel
 from redis.asyncio.cluster import ClusterNode
-from redis.asyncio.connection import BlockingConnectionPool, SSLConnection
+from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
@@ -85,6 +86,39 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 """Exceptions that mean "the store did not answer", as opposed to a bug in a command."""
+
+SENTINEL_RECHECK = 1.0
+"""Seconds between asking the sentinels again who the master is (see :class:`_SentinelPool`)."""
+
+
+class _SentinelPool(SentinelConnectionPool):
+    """redis-py's Sentinel pool, made to notice a failover while its connections stay up.
+
+    redis-py asks the sentinels for the master only when it opens a connection. After a
+    failover the old master keeps running *as a master* until Sentinel demotes it (four hello
+    periods, ~8 s by default): pooled connections to it keep working, and every write they
+    make in that time is acknowledged, then lost when it is demoted and resyncs (a logout
+    undone, a session gone). So at most every :data:`SENTINEL_RECHECK` seconds a checkout asks
+    the sentinels again; a connection to anything but the master they name is reopened.
+    If no sentinel answers, the pool keeps its current master: Sentinel being down is no
+    reason to stop using a master that works.
+    """
+
+    _next_check = 0.0
+
+    async def ensure_connection(self, connection: AbstractConnection) -> None:
+        """Recheck the master if due, reopen ``connection`` if it talks to another server."""
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + SENTINEL_RECHECK
+            # MasterNotFoundError is a ConnectionError.
+            with suppress(rx.ConnectionError, rx.TimeoutError):
+                # redis-py closes the idle connections itself when the master moved.
+                await self.get_master_address()  # type: ignore[no-untyped-call]
+        address = (getattr(connection, "host", None), getattr(connection, "port", None))
+        if connection.is_connected and self.master_address not in (None, address):
+            await connection.disconnect()  # reconnecting asks the sentinels
+        await super().ensure_connection(connection)
 
 
 @dataclass(frozen=True)
@@ -276,6 +310,7 @@ def create_redis_client(settings: RedisSettings) -> RedisClient:
         )
         master: Redis = sentinel.master_for(
             settings.service_name,
+            connection_pool_class=_SentinelPool,
             db=settings.db,
             max_connections=settings.max_connections,
             **common,

@@ -20,7 +20,14 @@ STORE_PARAMS = [
     pytest.param("postgresql", marks=pytest.mark.postgres),
     "redis",
     "redis-cluster",
+    "redis-sentinel",
 ]
+
+_REDIS_URL_FIXTURES = {
+    "redis": "redis_url",
+    "redis-cluster": "redis_cluster_url",
+    "redis-sentinel": "redis_sentinel_url",
+}
 
 
 @pytest.fixture(params=STORE_PARAMS)
@@ -31,8 +38,8 @@ async def store(
     kind: str = request.param
     if kind == "memory":
         yield MemorySessionStore()
-    elif kind in ("redis", "redis-cluster"):
-        url: str = request.getfixturevalue("redis_url" if kind == "redis" else "redis_cluster_url")
+    elif kind in _REDIS_URL_FIXTURES:
+        url: str = request.getfixturevalue(_REDIS_URL_FIXTURES[kind])
         prefix: str = request.getfixturevalue("redis_prefix")
         redis_store = RedisSessionStore.from_url(url, prefix=prefix)
         try:
