@@ -81,11 +81,17 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (
     rx.RedisClusterException,
     # A primary demoted to replica during failover refuses writes until the client moves on.
     rx.ReadOnlyError,
+    # A replica that lost its master and serves no stale data.
+    rx.MasterDownError,
     rx.OutOfMemoryError,
     OSError,
     TimeoutError,
 )
 """Exceptions that mean "the store did not answer", as opposed to a bug in a command."""
+
+# Error codes that mean "cannot serve right now", not "your command is wrong": NOREPLICAS
+# (min-replicas-to-write not met), BUSY (a script is running too long), NOQUORUM.
+_UNAVAILABLE_CODES = frozenset({"NOREPLICAS", "BUSY", "NOQUORUM", "MASTERDOWN", "LOADING"})
 
 SENTINEL_RECHECK = 1.0
 """Seconds between asking the sentinels again who the master is (see :class:`_SentinelPool`)."""
@@ -375,3 +381,10 @@ def redis_errors_as_unavailable(what: str = "redis") -> Iterator[None]:
         yield
     except REDIS_ERRORS as e:
         raise StoreUnavailable(f"{what} did not answer: {type(e).__name__}") from e
+    except rx.ResponseError as e:
+        # Error replies redis-py has no class for; the first word of a Redis error reply is
+        # its code (RESP), so this is the protocol's own contract, not message parsing.
+        code = str(e).split(" ", 1)[0]
+        if code in _UNAVAILABLE_CODES:
+            raise StoreUnavailable(f"{what} did not answer: {code}") from e
+        raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from redis import exceptions as rx
 from redis.asyncio import Redis, RedisCluster
@@ -115,6 +117,35 @@ def test_outages_become_store_unavailable(error: BaseException) -> None:
     with pytest.raises(StoreUnavailable) as info, redis_errors_as_unavailable("session store"):
         raise error
     assert str(info.value) == f"session store did not answer: {type(error).__name__}"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["NOREPLICAS Not enough good replicas to write.", "BUSY Redis is busy running a script"],
+)
+def test_unavailable_error_codes_become_store_unavailable(reply: str) -> None:
+    with pytest.raises(StoreUnavailable) as info, redis_errors_as_unavailable("session store"):
+        raise rx.ResponseError(reply)
+    assert str(info.value) == f"session store did not answer: {reply.split()[0]}"
+
+
+async def test_a_master_without_enough_replicas_fails_closed(tmp_path: Path) -> None:
+    """Live: min-replicas-to-write unmet → StoreUnavailable (503), never a raw ResponseError."""
+    from dojang.sessions.backends.redis import RedisSessionStore
+    from tests.redis_harness import REDIS_SERVER, RedisServer
+    from tests.sessions.test_backends import _session
+
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(tmp_path, args=["--min-replicas-to-write", "1"])
+    server.start()
+    store = RedisSessionStore.from_url(f"redis://127.0.0.1:{server.port}/0")
+    try:
+        with pytest.raises(StoreUnavailable, match="NOREPLICAS"):
+            await store.create(_session(b"\x01" * 32))
+    finally:
+        await store.close()
+        server.stop()
 
 
 def test_command_bugs_are_not_outages() -> None:
