@@ -5,29 +5,27 @@ ended whose session), token mints and exchanges, client, audience, key and user 
 What is never recorded: passwords, cookie values, tokens, CSRF secrets. Session ids are
 stored hashed (``session_ref``), so the trail links events of one session without naming it.
 
-Group commit. Every ``record`` returns only once its row is committed (an audited action is
-never answered before its record is durable), but concurrent records share one transaction:
-the first caller starts a flush, callers arriving while it runs queue up and are written
-together by the next one. Under load this turns N commits (and N round trips through the
-database driver's thread) into a few, which is most of the cost of a token request on
-SQLite; with one caller at a time it is exactly one transaction per record, as before.
+Group commit (``dojang.storage.group_commit``): ``record`` returns only once its row is
+committed (an audited action is never answered before its record is durable), but concurrent
+records share one transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dojang.clock import SYSTEM_CLOCK, Clock
 from dojang.storage.audit_tables import audit_table
 from dojang.storage.db import Database
+from dojang.storage.group_commit import GroupCommit
 
 log = logging.getLogger("dojang.audit")
 
@@ -66,6 +64,13 @@ def _clean_detail(detail: dict[str, Any]) -> dict[str, Any]:
     return detail
 
 
+async def _insert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    result = await conn.execute(
+        insert(audit_table).returning(audit_table.c.id, sort_by_parameter_order=True), rows
+    )
+    return [int(i) for i in result.scalars().all()]
+
+
 class AuditLog:
     """Writes audit records to the ``audit_log`` table and to the ``dojang.audit`` logger."""
 
@@ -79,8 +84,7 @@ class AuditLog:
         self._db = db
         self._clock = clock
         self._on_record = on_record
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[int]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._writes: GroupCommit[dict[str, Any], int] = GroupCommit(db, "audit log", _insert)
 
     async def record(
         self,
@@ -122,41 +126,8 @@ class AuditLog:
             "session_ref": rec.session_ref,
             "detail": json.dumps(rec.detail, separators=(",", ":")),
         }
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[int] = loop.create_future()
-        self._pending.append((row, done))
-        flusher = self._flusher
-        if flusher is None or flusher.done() or flusher.get_loop() is not loop:
-            self._flusher = loop.create_task(self._flush())
-        new_id = await done
+        new_id = await self._writes.submit(row)
         return AuditRecord(**{**asdict(rec), "id": new_id})
-
-    async def _flush(self) -> None:
-        """Write queued records, one transaction per batch, until the queue is empty."""
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                async with self._db.transaction("audit log") as conn:
-                    result = await conn.execute(
-                        insert(audit_table).returning(
-                            audit_table.c.id, sort_by_parameter_order=True
-                        ),
-                        [row for row, _ in batch],
-                    )
-                    ids = [int(i) for i in result.scalars().all()]
-            except asyncio.CancelledError:
-                # Shutting down: nobody may wait forever for a write that will not happen.
-                for _, waiter in batch + self._pending:
-                    waiter.cancel()
-                raise
-            except Exception as exc:  # handed to every waiting caller, who raises it
-                for _, waiter in batch:
-                    if not waiter.done():
-                        waiter.set_exception(exc)
-                continue
-            for (_, waiter), new_id in zip(batch, ids, strict=True):
-                if not waiter.done():  # a caller that was cancelled no longer waits
-                    waiter.set_result(new_id)
 
     async def search(
         self,

@@ -8,15 +8,18 @@ winner, so two concurrent redemptions can never both succeed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dojang.accounts._storage import begin
 from dojang.clock import Clock
 from dojang.storage.db import Database
+from dojang.storage.group_commit import GroupCommit
 from dojang.storage.oidc_tables import (
     client_sessions_table,
     codes_table,
@@ -80,6 +83,54 @@ class Delivery:
     attempts: int
     next_attempt_at: float
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Rotation:
+    old_hash: str
+    successor: dict[str, object] | None
+    now: float
+
+
+async def _rotate_batch(conn: AsyncConnection, items: Sequence[_Rotation]) -> list[bool]:
+    """Retire every still-live token of the batch in one UPDATE, then insert the successors
+    of the ones this batch retired. The same token twice in one batch: the first wins."""
+    t = refresh_tokens_table
+    result = await conn.execute(
+        update(t)
+        .where(
+            t.c.token_hash.in_(list(dict.fromkeys(i.old_hash for i in items))),
+            t.c.rotated_at.is_(None),
+            t.c.revoked.is_(False),
+        )
+        .values(rotated_at=max(i.now for i in items))
+        .returning(t.c.token_hash)
+    )
+    retired = set(result.scalars().all())
+    won: list[bool] = []
+    successors: list[dict[str, object]] = []
+    for item in items:
+        ok = item.old_hash in retired
+        retired.discard(item.old_hash)
+        if ok and item.successor is not None:
+            successors.append(item.successor)
+        won.append(ok)
+    if successors:
+        await conn.execute(insert(t), successors)
+    return won
+
+
+# One batcher per database, shared by the OIDCStore objects made per request.
+_ROTATIONS: weakref.WeakKeyDictionary[Database, GroupCommit[_Rotation, bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _rotations(db: Database) -> GroupCommit[_Rotation, bool]:
+    batcher = _ROTATIONS.get(db)
+    if batcher is None:
+        batcher = _ROTATIONS[db] = GroupCommit(db, "account store", _rotate_batch)
+    return batcher
 
 
 class OIDCStore:
@@ -212,22 +263,11 @@ class OIDCStore:
         """Retire a refresh token on use and, in the same transaction, store its successor.
 
         True only for the first, unrevoked use; otherwise nothing is written (a successor is
-        never stored beside a token that was already used: that is reuse).
+        never stored beside a token that was already used: that is reuse). Concurrent
+        rotations share transactions (group commit), each answered once committed.
         """
-        t = refresh_tokens_table
-        async with begin(self._db) as conn:
-            result = await conn.execute(
-                update(t)
-                .where(
-                    t.c.token_hash == token_hash, t.c.rotated_at.is_(None), t.c.revoked.is_(False)
-                )
-                .values(rotated_at=self._clock.now())
-            )
-            if result.rowcount != 1:
-                return False
-            if new_hash is not None and new is not None:
-                await conn.execute(insert(t).values(self._refresh_row(new_hash, new)))
-        return True
+        row = None if new_hash is None or new is None else self._refresh_row(new_hash, new)
+        return await _rotations(self._db).submit(_Rotation(token_hash, row, self._clock.now()))
 
     async def revoke_family(self, family_id: str) -> None:
         """End every refresh token of one family."""
