@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from dojang.errors import InvalidToken, RevokedToken
+from dojang.errors import InvalidToken, RevokedToken, StoreUnavailable
 from dojang.jose import KeySet
 from dojang.verify import DenyList, Verifier
 
@@ -380,3 +380,48 @@ async def test_password_change_revokes_user_everywhere(env: Env, clients: Client
         env.services.verifier_for("orders-api").verify(token)
     kinds = [e["kind"] for e in (await env.client.get("/api/v1/revocations")).json()["events"]]
     assert "user.sessions_revoked" in kinds and "session.revoked" in kinds
+
+
+async def test_token_endpoint_lean_path_keeps_headers_and_error_mapping(
+    env: Env, clients: Clients, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """POST /oauth2/token skips FastAPI's stack; its answers must not change because of it."""
+    ok = await env.client.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        headers=_basic(clients.reporter_id, clients.reporter_secret),
+    )
+    refused = await env.client.post("/oauth2/token", data={"grant_type": "client_credentials"})
+    assert ok.status_code == 200 and refused.status_code == 401
+    for resp in (ok, refused):
+        assert resp.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in resp.headers["content-security-policy"]
+        assert resp.headers["cache-control"] == "no-store"  # the route's own, not replaced
+        assert resp.headers.get_list("x-frame-options") == ["DENY"]  # never duplicated
+
+    async def down(*_a: object, **_k: object) -> None:
+        raise StoreUnavailable("account store did not answer: OSError")
+
+    monkeypatch.setattr(env.services.clients, "authenticate", down)
+    outage = await env.client.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        headers=_basic(clients.reporter_id, clients.reporter_secret),
+    )
+    assert outage.status_code == 503 and outage.json()["error"] == "store_unavailable"
+    assert outage.headers["x-content-type-options"] == "nosniff"
+
+    async def bug(*_a: object, **_k: object) -> None:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(env.services.clients, "authenticate", bug)
+    crashed = await env.client.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        headers=_basic(clients.reporter_id, clients.reporter_secret),
+    )
+    assert crashed.status_code == 500 and crashed.json()["error"] == "internal_error"
+    assert "surprise" not in crashed.text and "Traceback" not in crashed.text
+    assert "unhandled error on POST /oauth2/token" in caplog.text
+    # Other methods still reach FastAPI's router.
+    assert (await env.client.get("/oauth2/token")).status_code == 405
