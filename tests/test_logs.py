@@ -8,10 +8,10 @@ import logging.config
 
 import pytest
 
-from dojang.logs import JsonFormatter, uvicorn_log_config
+from dojang.logs import JsonFormatter, JsonMessage, uvicorn_log_config
 
 
-def _record(name: str, message: str, *, exc: bool = False) -> logging.LogRecord:
+def _record(name: str, message: object, *, exc: bool = False) -> logging.LogRecord:
     exc_info = None
     if exc:
         try:
@@ -32,8 +32,14 @@ def test_plain_records_become_json_objects() -> None:
 
 
 def test_audit_records_are_embedded_and_exceptions_kept() -> None:
-    audit = JsonFormatter().format(_record("dojang.audit", '{"action":"logout"}'))
-    assert json.loads(audit)["audit"] == {"action": "logout"}
+    message = JsonMessage({"action": "logout", "detail": {"via": "api"}})
+    audit = JsonFormatter().format(_record("dojang.audit", message))
+    assert json.loads(audit)["audit"] == {"action": "logout", "detail": {"via": "api"}}
+    # Plain handlers (and caplog) see the same object as compact JSON text.
+    assert json.loads(str(message)) == message.data
+    # A JSON-looking plain string from anyone is just a message, never parsed.
+    spoof = json.loads(JsonFormatter().format(_record("dojang.audit", '{"action":"x"}')))
+    assert spoof["message"] == '{"action":"x"}' and "audit" not in spoof
     failed = json.loads(JsonFormatter().format(_record("dojang.x", "oops", exc=True)))
     assert "RuntimeError: boom" in failed["exception"]
 

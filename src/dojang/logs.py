@@ -1,6 +1,6 @@
 """Structured (JSON-lines) logging for ``dojang serve``: one object per line, machine-readable.
 
-Audit records (``dojang.audit``) are already JSON messages and are passed through as objects;
+Audit records (``dojang.audit``, logged as :class:`JsonMessage`) are embedded as objects;
 everything else becomes ``{"time", "level", "logger", "message"}`` plus the exception text
 when there is one. Never put secrets in log messages; this formatter does not scrub them.
 """
@@ -13,6 +13,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 
+class JsonMessage:
+    """A log message that is a JSON object: rendered lazily, embedded as an object.
+
+    ``str()`` gives the compact JSON text (what plain handlers and ``caplog`` see);
+    :class:`JsonFormatter` embeds the object itself, so it is serialized once, not twice.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def __str__(self) -> str:
+        return json.dumps(self.data, separators=(",", ":"), sort_keys=True)
+
+
 class JsonFormatter(logging.Formatter):
     """Format a record as one JSON object per line."""
 
@@ -23,14 +39,10 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
         }
-        message = record.getMessage()
-        if record.name == "dojang.audit" and message.startswith("{"):
-            try:
-                entry["audit"] = json.loads(message)
-            except ValueError:
-                entry["message"] = message
+        if record.name == "dojang.audit" and isinstance(record.msg, JsonMessage):
+            entry["audit"] = record.msg.data
         else:
-            entry["message"] = message
+            entry["message"] = record.getMessage()
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)

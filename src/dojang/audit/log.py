@@ -16,13 +16,14 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dojang.clock import SYSTEM_CLOCK, Clock
+from dojang.logs import JsonMessage
 from dojang.storage.audit_tables import audit_table
 from dojang.storage.db import Database
 from dojang.storage.group_commit import GroupCommit
@@ -110,12 +111,8 @@ class AuditLog:
             detail=_clean_detail(detail),
             at=self._clock.now(),
         )
-        line = {k: v for k, v in asdict(rec).items() if v not in (None, {}, 0) or k == "at"}
-        line.pop("id", None)
-        log.info(json.dumps(line, separators=(",", ":"), sort_keys=True))
-        if self._on_record is not None:
-            self._on_record(rec.action, rec.outcome, rec.detail)
-        row = {
+        detail_json = json.dumps(rec.detail, separators=(",", ":"))
+        row: dict[str, Any] = {
             "at": rec.at,
             "action": rec.action,
             "outcome": rec.outcome,
@@ -124,10 +121,19 @@ class AuditLog:
             "client_ip": rec.client_ip,
             "user_agent": rec.user_agent,
             "session_ref": rec.session_ref,
-            "detail": json.dumps(rec.detail, separators=(",", ":")),
+            "detail": detail_json,
         }
+        # The log line: the same fields, empty ones left out, detail as an object.
+        line = {k: v for k, v in row.items() if v is not None}
+        if rec.detail:
+            line["detail"] = rec.detail
+        else:
+            del line["detail"]
+        log.info(JsonMessage(line))
+        if self._on_record is not None:
+            self._on_record(rec.action, rec.outcome, rec.detail)
         new_id = await self._writes.submit(row)
-        return AuditRecord(**{**asdict(rec), "id": new_id})
+        return replace(rec, id=new_id)
 
     async def search(
         self,
