@@ -215,6 +215,32 @@ class OIDCStore:
             )
         return int(result.rowcount or 0)
 
+    async def purge_refresh(self, now: float) -> int:
+        """Forget refresh tokens past their expiry (bounded by their session's absolute end:
+        nothing can redeem them, and reuse detection of an expired family is moot)."""
+        t = refresh_tokens_table
+        async with begin(self._db) as conn:
+            result = await conn.execute(delete(t).where(t.c.expires_at <= now))
+        return int(result.rowcount or 0)
+
+    async def purge_client_sessions(self, created_before: float) -> int:
+        """Forget RP sessions older than any dojang session can live (their session ended by
+        expiry, which takes no back-channel logout)."""
+        t = client_sessions_table
+        async with begin(self._db) as conn:
+            result = await conn.execute(delete(t).where(t.c.created_at < created_before))
+        return int(result.rowcount or 0)
+
+    async def purge_deliveries(self, finished_before: float) -> int:
+        """Forget back-channel deliveries that ended (delivered or given up) long enough ago
+        that their record has served its purpose; pending ones are never purged."""
+        t = logout_deliveries_table
+        async with begin(self._db) as conn:
+            result = await conn.execute(
+                delete(t).where(t.c.state != "pending", t.c.next_attempt_at < finished_before)
+            )
+        return int(result.rowcount or 0)
+
     # --- refresh tokens -----------------------------------------------------------------
 
     def _refresh_row(self, token_hash: str, record: RefreshRecord) -> dict[str, object]:

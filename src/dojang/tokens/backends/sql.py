@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, insert
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from dojang.clock import SYSTEM_CLOCK, Clock
-from dojang.errors import StoreUnavailable
 from dojang.storage.db import Database
 from dojang.storage.tokens_tables import UsedJti
 
@@ -27,22 +26,17 @@ class SqlReplayStore:
     async def redeem(self, jti: str, exp: float) -> bool:
         """Insert ``jti``; True if this call created the row, False if it already existed."""
         try:
-            async with self._db.session() as session, session.begin():
-                await session.execute(insert(UsedJti).values(jti=jti, exp=exp))
+            # Database.transaction: SQLite writers queue in-process, and every driver or
+            # network failure becomes StoreUnavailable. Fail closed: "could not record" must
+            # never read as "first use".
+            async with self._db.transaction("replay store") as conn:
+                await conn.execute(insert(UsedJti).values(jti=jti, exp=exp))
         except IntegrityError:
             return False
-        except OperationalError as exc:
-            # Fail closed: "could not record" must never read as "first use".
-            raise StoreUnavailable("replay store did not answer") from exc
         return True
 
     async def purge(self) -> int:
         """Delete records whose tokens have expired; return how many were removed."""
-        try:
-            async with self._db.session() as session, session.begin():
-                result = await session.execute(
-                    delete(UsedJti).where(UsedJti.exp < self._clock.now())
-                )
-        except OperationalError as exc:
-            raise StoreUnavailable("replay store did not answer") from exc
-        return int(getattr(result, "rowcount", 0) or 0)
+        async with self._db.transaction("replay store") as conn:
+            result = await conn.execute(delete(UsedJti).where(UsedJti.exp < self._clock.now()))
+        return int(result.rowcount or 0)
