@@ -54,3 +54,21 @@ async def test_oidc_clients_table_has_the_auth_method_columns(make_db: MakeDb) -
         found = await conn.run_sync(columns)
     assert found["token_endpoint_auth_method"] is False
     assert found["jwks"] is True
+
+
+async def test_a_database_from_another_dojang_version_is_refused_clearly(tmp_path: Any) -> None:
+    """An unknown revision stamp: a ConfigError that says what happened, nothing migrated."""
+    from sqlalchemy import text
+
+    from dojang.errors import ConfigError
+
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        await upgrade(db)
+        async with db.transaction() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = 'c0ffee000000'"))
+        with pytest.raises(ConfigError, match="another dojang version"):
+            await upgrade(db)
+        assert await current_revision(db) == "c0ffee000000"  # left exactly as it was
+    finally:
+        await db.dispose()

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
+from dojang.errors import ConfigError
 from dojang.storage.db import Database
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -23,10 +25,22 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 async def upgrade(db: Database, revision: str = "head") -> None:
-    """Bring the database schema to ``revision`` (idempotent)."""
+    """Bring the database schema to ``revision`` (idempotent).
+
+    A database stamped with a revision this dojang does not ship (made by a newer dojang, or
+    by a pre-release schema) is refused with a ``ConfigError`` that says so, never migrated
+    by guesswork and never a traceback.
+    """
 
     def _run(connection: Connection) -> None:
-        command.upgrade(alembic_config(connection), revision)
+        try:
+            command.upgrade(alembic_config(connection), revision)
+        except CommandError as exc:
+            raise ConfigError(
+                f"the database schema is at a revision this dojang does not know ({exc}); "
+                "it was made by another dojang version: run that version, or back the data "
+                "up and start from an empty database"
+            ) from None
 
     async with db.engine.begin() as conn:
         await conn.run_sync(_run)
