@@ -550,6 +550,31 @@ def _clients_add_oidc(settings: Settings, name: str, **options: Any) -> None:
     err.print("The secret is shown only now; dojang keeps only its hash.", highlight=False)
 
 
+@clients_app.command("set-keys")
+def clients_set_keys(
+    name: str,
+    jwks_file: Path = typer.Option(  # noqa: B008 - typer's documented option form
+        ..., "--jwks-file", help="JWKS file with the client's new PUBLIC keys."
+    ),
+    data_dir: Path | None = DataDirOpt,
+) -> None:
+    """Replace the keys of a private_key_jwt client (rotate: old+new first, then new only)."""
+    settings = _settings(data_dir=data_dir)
+    jwks = _read_client_jwks(jwks_file)
+
+    async def go(svc: Any) -> Any:
+        client = await svc.clients.set_oidc_jwks(name, jwks)
+        await svc.audit.record("client.keys_replaced", actor=_operator(), subject=client.client_id)
+        return client
+
+    from dojang.oidc.client_auth import client_keys
+
+    client = _run(_with_services(settings, go))
+    kids = ", ".join(f"{k['kid']} ({k['alg']})" for k in client_keys(client).describe())
+    out.print(f"client_id: {client.client_id}", highlight=False)
+    out.print(f"keys: {kids}", highlight=False)
+
+
 @clients_app.command("list")
 def clients_list(data_dir: Path | None = DataDirOpt) -> None:
     """List service clients (never their secrets)."""

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from typer.testing import CliRunner
 
 from dojang import Verifier
-from dojang.accounts.clients import OIDCClient
+from dojang.accounts.clients import OIDCClient, RegistryError
 from dojang.cli import app as cli_app
 from dojang.clock import FrozenClock
 from dojang.jose import Key, decode_segments, parse_json_object, sign_compact
@@ -940,3 +940,59 @@ def test_cli_secret_client_still_prints_its_secret(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "client_secret: " in result.output
     assert "token_endpoint_auth_method: client_secret_post" in result.output
+
+
+# --- key rotation -----------------------------------------------------------------------------
+
+
+async def test_set_keys_rotates_a_clients_keys(env: Env) -> None:
+    rp = await add_jwt_rp(env, "rotating")
+    new = Key.generate("ES256")
+    reg = env.services.clients
+    # Step 1: old + new; both sign.
+    await reg.set_oidc_jwks(rp.client_id, {"keys": [rp.key.public_jwk(), new.public_jwk()]})
+    assert (await refused(env, rp, assertion(env, rp))).status_code == 200
+    assert (await refused(env, rp, assertion(env, rp, key=new))).status_code == 200
+    # Step 2: new only; the old key is refused from the next assertion on.
+    updated = await reg.set_oidc_jwks("rotating", {"keys": [new.public_jwk()]})
+    assert updated.client_id == rp.client_id
+    assert_invalid_client(await refused(env, rp, assertion(env, rp)))
+    assert (await refused(env, rp, assertion(env, rp, key=new))).status_code == 200
+
+
+async def test_set_keys_refuses_secret_clients_private_keys_and_unknown_names(env: Env) -> None:
+    reg = env.services.clients
+    secret_rp = await add_rp(env, "secret-shop")
+    key = Key.generate()
+    with pytest.raises(RegistryError, match="does not use private_key_jwt"):
+        await reg.set_oidc_jwks(secret_rp.client_id, {"keys": [key.public_jwk()]})
+    with pytest.raises(RegistryError, match="no client"):
+        await reg.set_oidc_jwks("nobody", {"keys": [key.public_jwk()]})
+    rp = await add_jwt_rp(env, "careful")
+    with pytest.raises(RegistryError, match="private member"):
+        await reg.set_oidc_jwks(rp.client_id, {"keys": [_okp_private()]})
+    # Nothing changed: the registered key still works.
+    assert (await refused(env, rp, assertion(env, rp))).status_code == 200
+
+
+async def test_cli_set_keys(tmp_path: Path) -> None:
+    old, new = Key.generate(), Key.generate("ES256")
+    args = ("--token-endpoint-auth-method", "private_key_jwt")
+    added = await asyncio.to_thread(
+        _cli_add, tmp_path, "cli-rot", *args, "--jwks-file", _jwks_file(tmp_path, old.public_jwk())
+    )
+    assert added.exit_code == 0, added.output
+
+    def set_keys(*jwks: Mapping[str, object]) -> CliResult:
+        path = _jwks_file(tmp_path, *jwks, name="new.jwks")
+        result = runner.invoke(
+            cli_app, ["clients", "set-keys", "cli-rot", "--jwks-file", path], env=_cli_env(tmp_path)
+        )
+        return CliResult(result.exit_code, " ".join(result.output.split()))
+
+    done = await asyncio.to_thread(set_keys, new.public_jwk())
+    assert done.exit_code == 0, done.output
+    assert new.kid in done.output and old.kid not in done.output
+    leaked = await asyncio.to_thread(set_keys, _okp_private())
+    assert leaked.exit_code == 2 and "private member" in leaked.output
+    assert "Traceback" not in leaked.output

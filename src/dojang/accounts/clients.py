@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dojang.accounts._storage import begin
@@ -335,6 +335,39 @@ class ClientRegistry:
             return None
         row = await _OIDC_CLIENT_BY_ID.one(self._db, "account store", client_id=client_id)
         return None if row is None else _oidc_from_row(client, row)
+
+    async def set_oidc_jwks(self, name_or_id: str, jwks: Mapping[str, object]) -> OIDCClient:
+        """Replace the public keys of a ``private_key_jwt`` client (key rotation).
+
+        The new set takes effect for the next assertion; to rotate without a gap, register a
+        set holding both the old and the new key, then one with only the new key. Refused
+        (``RegistryError``) for clients that authenticate another way, or with a bad JWKS.
+        """
+        keys = check_client_jwks(jwks)
+        async with begin(self._db) as conn:
+            row = (
+                await conn.execute(
+                    select(clients_table.c.client_id).where(
+                        (clients_table.c.name == name_or_id)
+                        | (clients_table.c.client_id == name_or_id)
+                    )
+                )
+            ).first()
+            if row is None:
+                raise RegistryError(f"no client {name_or_id!r}")
+            result = await conn.execute(
+                update(oidc_clients_table)
+                .where(
+                    oidc_clients_table.c.client_id == row.client_id,
+                    oidc_clients_table.c.token_endpoint_auth_method == PRIVATE_KEY_JWT,
+                )
+                .values(jwks=public_jwks_json(keys))
+            )
+            if result.rowcount != 1:
+                raise RegistryError(f"client {name_or_id!r} does not use {PRIVATE_KEY_JWT}")
+        updated = await self.get_oidc_client(row.client_id)
+        assert updated is not None
+        return updated
 
     # --- individually revoked tokens (RFC 7009) ------------------------------------------
 
