@@ -21,11 +21,11 @@ class GetBatcher:
     def __init__(self, client: RedisClient, *, max_batch: int = 256) -> None:
         self._client = client
         self._max = max_batch
-        self._pending: list[tuple[str, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[str | bytes, asyncio.Future[Any]]] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def get(self, key: str) -> Any:
+    async def get(self, key: str | bytes) -> Any:
         """The value of ``key`` (or None), fetched with whatever else is waiting this tick."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -47,7 +47,7 @@ class GetBatcher:
             self._tasks.add(task)  # keep a reference until it is done
             task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, batch: list[tuple[str, asyncio.Future[Any]]]) -> None:
+    async def _send(self, batch: list[tuple[str | bytes, asyncio.Future[Any]]]) -> None:
         try:
             if len(batch) == 1:
                 values = [await self._client.get(batch[0][0])]
