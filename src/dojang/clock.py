@@ -29,7 +29,12 @@ class FrozenClock:
 
     __slots__ = ("_t",)
 
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
+    # 2065: far ahead of the wall clock, because stores that expire by themselves (Redis
+    # PEXPIREAT) apply these instants as real time; 1.8e9 (January 2027) would have made every
+    # test session expire on arrival from then on. Below 2**32 so whole-second fields fit.
+    DEFAULT_START = 3_000_000_000.0
+
+    def __init__(self, start: float = DEFAULT_START) -> None:
         self._t = float(start)
 
     def now(self) -> float:

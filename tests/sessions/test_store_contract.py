@@ -6,12 +6,13 @@ from typing import Any
 
 import pytest
 
+from dojang.clock import FrozenClock
 from dojang.errors import SessionCollision, SessionNotFound
 from dojang.sessions.ids import hash_cookie, new_cookie_value, new_csrf_secret, new_sid
 from dojang.sessions.model import Session
 from dojang.sessions.store import SessionStore
 
-T0 = 1_800_000_000.0
+T0 = FrozenClock.DEFAULT_START  # far from the wall clock: see FrozenClock
 
 
 def make_session(user_id: str = "user-1", *, now: float = T0, **kw: Any) -> Session:
