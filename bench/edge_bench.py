@@ -26,8 +26,14 @@ def _measure_module() -> Any:
 def run() -> dict[str, Any]:
     """One run of each path with ``wrk -t1 -c1 -d10s`` (no queueing: service times)."""
     from bench._common import machine_info
+    from bench.auth_check_bench import WrkMissing
 
-    results = _measure_module().measure(duration=10, connections=1)
+    module = _measure_module()
+    if not Path(module.WRK).exists():
+        # Reported like the other wrk benchmarks (skipped, exit status 1), not a crash of
+        # the whole `make bench` run.
+        raise WrkMissing("wrk is not installed; install it with `apt-get install wrk`")
+    results = module.measure(duration=10, connections=1)
     paths = {
         name: {
             "p50_ms": r.percentiles[50],

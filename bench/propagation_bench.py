@@ -8,7 +8,9 @@ logout, the time from the logout response to:
 * ``SSE``: the first ``RevokedToken`` from a ``Verifier`` subscribed to the server's feed;
 * ``Redis``: the same for a ``Verifier`` reading the Redis Stream directly;
 * ``instance``: another dojang instance (B, sharing the Redis session store with A, where the
-  logout happened) answering 401 on ``/auth/check`` for that cookie.
+  logout happened) answering 401 on ``/auth/check`` for that cookie. B is a separate
+  ``dojang serve`` process, as in a deployment: in a thread of this process it would share
+  the GIL with A and the client, and its answer would wait for theirs (about 45 ms here).
 
 Beside them: a plain JWT of the same lifetime (60 s) stays usable until its ``exp`` whatever
 happens to the session — its exposure after logout is up to the full 60 s. Redis is a private
@@ -29,6 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.edge.harness import Proc, clean_env, dojang_executable, free_port, wait_http_ok
 from tests.events.live import LiveServer, login_and_token, logout
 
 from dojang.errors import RevokedToken
@@ -74,7 +77,7 @@ def measure(server: LiveServer, revocations: str, n: int) -> list[float]:
         return delays
 
 
-def measure_instances(a: LiveServer, b: LiveServer, n: int) -> list[float]:
+def measure_instances(a: LiveServer, b: ProcessInstance, n: int) -> list[float]:
     """Milliseconds from a logout on ``a`` returning to ``b``'s /auth/check answering 401.
 
     B reads the shared Redis store on every check (no cache), so the first request after the
@@ -122,6 +125,35 @@ def _summary(name: str, ms: list[float]) -> str:
     return f"{name:6} n={len(ms)} p50={q[49]:.2f} ms p99={q[98]:.2f} ms max={max(ms):.2f} ms"
 
 
+class ProcessInstance:
+    """Another instance as its own ``dojang serve`` process (same data dir and Redis as A)."""
+
+    def __init__(self, data_dir: Path, redis_url: str) -> None:
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        command = [
+            dojang_executable(),
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--public-url",
+            self.base_url,
+        ]
+        env = clean_env(DOJANG_SESSION_STORE=redis_url, DOJANG_EVENT_BUS=redis_url)
+        self.proc = Proc.start("dojang-b", command, env, Path(__file__).resolve().parents[1])
+        try:
+            wait_http_ok(self.proc, f"{self.base_url}/healthz", time.monotonic() + 30)
+        except Exception:
+            self.proc.stop()
+            raise
+
+    def stop(self) -> None:
+        """Terminate the process."""
+        self.proc.stop()
+
+
 def main(n: int = 1000) -> dict[str, list[float]]:
     """Run every path and print p50/p99; return the raw delays (ms) per path."""
     from tests.redis_harness import REDIS_SERVER, RedisServer
@@ -145,7 +177,7 @@ def main(n: int = 1000) -> dict[str, list[float]]:
             a = LiveServer(Path(tmp) / "a", event_bus=url, session_store=url).start()
             a.setup_users("bench")
             # B shares A's data dir (keys, users) and Redis (sessions, events): another instance.
-            b = LiveServer(Path(tmp) / "a", event_bus=url, session_store=url).start()
+            b = ProcessInstance(Path(tmp) / "a", url)
             try:
                 results["Redis"] = measure(a, url, n)
                 print(_summary("Redis", results["Redis"]), flush=True)

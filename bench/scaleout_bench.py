@@ -60,6 +60,7 @@ PIPELINE = 2_000
 MEMORY_SIZES = (100_000, 1_000_000)
 LATENCY_SIZES = (10_000, 1_000_000)
 TARGET_BYTES = 400
+TARGET_SESSIONS = 1_000_000
 TARGET_LATENCY_GROWTH = 1.10
 TARGET_VS_DJANGO = 3.0
 WRK = Variant("t1-c32", threads=1, connections=32, duration_s=8, rounds=3)
@@ -356,7 +357,10 @@ def summarise(memory: list[dict[str, Any]], served: Mapping[str, Any]) -> dict[s
             "target": "<= 1.0",
             "ok": compact[n] <= TARGET_BYTES,
         }
+        # The target is per session "with 1,000,000 sessions loaded"; smaller fills
+        # are in the table (the bucket overhead is shared by fewer sessions there).
         for n in MEMORY_SIZES
+        if n == TARGET_SESSIONS
     ]
     lat = served["latency"]
     small, big = (lat.get(str(n)) for n in LATENCY_SIZES)
