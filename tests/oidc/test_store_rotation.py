@@ -79,3 +79,18 @@ async def test_revoked_and_already_rotated_tokens_do_not_rotate(db: Database) ->
     assert await store.rotate_refresh("b", "b3", RECORD) is False
     assert await store.rotate_refresh("missing", "m2", RECORD) is False
     assert await store.get_refresh("b3") is None and await store.get_refresh("m2") is None
+
+
+async def test_the_audit_record_commits_with_the_winning_rotation_only(db: Database) -> None:
+    from dojang.audit import AuditLog
+
+    clock = FrozenClock(1_000.0)
+    store, audit = OIDCStore(db, clock), AuditLog(db, clock=clock)
+    await store.save_refresh("old", RECORD)
+    rows = [audit.prepare("oidc.refreshed", actor=f"try{i}").row for i in range(10)]
+    won = await asyncio.gather(
+        *(store.rotate_refresh("old", f"n{i}", RECORD, audit_row=rows[i]) for i in range(10))
+    )
+    (records,) = [await audit.search(action="oidc.refreshed")]
+    assert won.count(True) == 1
+    assert [r.actor for r in records] == [f"try{won.index(True)}"]

@@ -57,6 +57,14 @@ class AuditRecord:
     id: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedRecord:
+    """A record built but not yet written: ``row`` is what goes into ``audit_log``."""
+
+    record: AuditRecord
+    row: dict[str, Any]
+
+
 def _clean_detail(detail: dict[str, Any]) -> dict[str, Any]:
     # Defence in depth: a caller passing a secret by mistake must not get it stored.
     for key in detail:
@@ -87,6 +95,61 @@ class AuditLog:
         self._on_record = on_record
         self._writes: GroupCommit[dict[str, Any], int] = GroupCommit(db, "audit log", _insert)
 
+    def prepare(
+        self,
+        action: str,
+        *,
+        outcome: Outcome = "success",
+        actor: str | None = None,
+        subject: str | None = None,
+        client_ip: str | None = None,
+        user_agent: str | None = None,
+        sid: str | None = None,
+        **detail: Any,
+    ) -> PreparedRecord:
+        """Build a record without writing or logging it (see :meth:`announce`).
+
+        For an action whose record must commit in the same transaction as the action itself
+        (a refresh-token rotation and its "refreshed" record): the caller inserts ``row`` into
+        ``audit_log`` inside its transaction, then calls :meth:`announce` once it committed.
+        """
+        rec = AuditRecord(
+            action=action,
+            outcome=outcome,
+            actor=actor,
+            subject=subject,
+            client_ip=client_ip,
+            user_agent=(user_agent or None) and user_agent[:256],
+            session_ref=session_ref(sid),
+            detail=_clean_detail(detail),
+            at=self._clock.now(),
+        )
+        row: dict[str, Any] = {
+            "at": rec.at,
+            "action": rec.action,
+            "outcome": rec.outcome,
+            "actor": rec.actor,
+            "subject": rec.subject,
+            "client_ip": rec.client_ip,
+            "user_agent": rec.user_agent,
+            "session_ref": rec.session_ref,
+            "detail": json.dumps(rec.detail, separators=(",", ":")),
+        }
+        return PreparedRecord(rec, row)
+
+    def announce(self, prepared: PreparedRecord) -> None:
+        """Emit the JSON log line and the metrics hook of a record."""
+        rec = prepared.record
+        # The log line: the row's fields, empty ones left out, detail as an object.
+        line = {k: v for k, v in prepared.row.items() if v is not None}
+        if rec.detail:
+            line["detail"] = rec.detail
+        else:
+            del line["detail"]
+        log.info(JsonMessage(line))
+        if self._on_record is not None:
+            self._on_record(rec.action, rec.outcome, rec.detail)
+
     async def record(
         self,
         action: str,
@@ -100,40 +163,19 @@ class AuditLog:
         **detail: Any,
     ) -> AuditRecord:
         """Append one record; the JSON log line is emitted even if the database is down."""
-        rec = AuditRecord(
-            action=action,
+        prepared = self.prepare(
+            action,
             outcome=outcome,
             actor=actor,
             subject=subject,
             client_ip=client_ip,
-            user_agent=(user_agent or None) and user_agent[:256],
-            session_ref=session_ref(sid),
-            detail=_clean_detail(detail),
-            at=self._clock.now(),
+            user_agent=user_agent,
+            sid=sid,
+            **detail,
         )
-        detail_json = json.dumps(rec.detail, separators=(",", ":"))
-        row: dict[str, Any] = {
-            "at": rec.at,
-            "action": rec.action,
-            "outcome": rec.outcome,
-            "actor": rec.actor,
-            "subject": rec.subject,
-            "client_ip": rec.client_ip,
-            "user_agent": rec.user_agent,
-            "session_ref": rec.session_ref,
-            "detail": detail_json,
-        }
-        # The log line: the same fields, empty ones left out, detail as an object.
-        line = {k: v for k, v in row.items() if v is not None}
-        if rec.detail:
-            line["detail"] = rec.detail
-        else:
-            del line["detail"]
-        log.info(JsonMessage(line))
-        if self._on_record is not None:
-            self._on_record(rec.action, rec.outcome, rec.detail)
-        new_id = await self._writes.submit(row)
-        return replace(rec, id=new_id)
+        self.announce(prepared)
+        new_id = await self._writes.submit(prepared.row)
+        return replace(prepared.record, id=new_id)
 
     async def search(
         self,

@@ -201,6 +201,10 @@ async def _refresh(svc: Services, client: OIDCClient, form: dict[str, str]) -> d
         if not set(asked) <= set(record.scope.split()) or "openid" not in asked:
             raise OAuthError("invalid_scope", "scope exceeds what was granted")
         scope = " ".join(dict.fromkeys(asked))
+    # Committed with the rotation itself (one transaction), logged once it has been.
+    refreshed = svc.audit.prepare(
+        "oidc.refreshed", actor=client.client_id, subject=session.user_id, sid=session.sid
+    )
     try:
         body, _, _ = await _mint(
             svc,
@@ -212,14 +216,13 @@ async def _refresh(svc: Services, client: OIDCClient, form: dict[str, str]) -> d
             amr=record.amr,
             nonce=None,  # OIDC Core §12.2: a refreshed ID token carries no nonce
             rotates=token_hash,
+            audit_row=refreshed.row,
         )
     except _AlreadyUsed:
         # A concurrent request redeemed the same token first: one of the two is a replay.
         await _reuse_detected(svc, db, record)
         raise OAuthError("invalid_grant", "refresh token is invalid") from None
-    await svc.audit.record(
-        "oidc.refreshed", actor=client.client_id, subject=session.user_id, sid=session.sid
-    )
+    svc.audit.announce(refreshed)
     return body
 
 
@@ -250,6 +253,7 @@ async def _mint(
     amr: tuple[str, ...],
     nonce: str | None,
     rotates: str | None = None,
+    audit_row: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], str, float]:
     """Access token + ID token + a new refresh token of ``family_id``.
 
@@ -283,7 +287,9 @@ async def _mint(
     )
     if rotates is None:
         await store(svc).save_refresh(hash_secret(refresh), successor)
-    elif not await store(svc).rotate_refresh(rotates, hash_secret(refresh), successor):
+    elif not await store(svc).rotate_refresh(
+        rotates, hash_secret(refresh), successor, audit_row=audit_row
+    ):
         raise _AlreadyUsed()
     body: dict[str, Any] = {
         "access_token": access,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dojang.accounts._storage import begin
 from dojang.clock import Clock
+from dojang.storage.audit_tables import audit_table
 from dojang.storage.db import Database
 from dojang.storage.group_commit import GroupCommit
 from dojang.storage.oidc_tables import (
@@ -90,6 +92,7 @@ class _Rotation:
     old_hash: str
     successor: dict[str, object] | None
     now: float
+    audit_row: dict[str, Any] | None = None
 
 
 async def _rotate_batch(conn: AsyncConnection, items: Sequence[_Rotation]) -> list[bool]:
@@ -109,14 +112,21 @@ async def _rotate_batch(conn: AsyncConnection, items: Sequence[_Rotation]) -> li
     retired = set(result.scalars().all())
     won: list[bool] = []
     successors: list[dict[str, object]] = []
+    audit_rows: list[dict[str, Any]] = []
     for item in items:
         ok = item.old_hash in retired
         retired.discard(item.old_hash)
         if ok and item.successor is not None:
             successors.append(item.successor)
+        if ok and item.audit_row is not None:
+            audit_rows.append(item.audit_row)
         won.append(ok)
     if successors:
         await conn.execute(insert(t), successors)
+    if audit_rows:
+        # The rotation and its audit record commit together: one transaction, never one
+        # without the other.
+        await conn.execute(insert(audit_table), audit_rows)
     return won
 
 
@@ -284,16 +294,24 @@ class OIDCStore:
         )
 
     async def rotate_refresh(
-        self, token_hash: str, new_hash: str | None = None, new: RefreshRecord | None = None
+        self,
+        token_hash: str,
+        new_hash: str | None = None,
+        new: RefreshRecord | None = None,
+        *,
+        audit_row: dict[str, Any] | None = None,
     ) -> bool:
         """Retire a refresh token on use and, in the same transaction, store its successor.
 
         True only for the first, unrevoked use; otherwise nothing is written (a successor is
-        never stored beside a token that was already used: that is reuse). Concurrent
-        rotations share transactions (group commit), each answered once committed.
+        never stored beside a token that was already used: that is reuse). ``audit_row`` (an
+        ``AuditLog.prepare`` row) is inserted in the same transaction, only if the rotation
+        wins. Concurrent rotations share transactions (group commit), each answered once
+        committed.
         """
         row = None if new_hash is None or new is None else self._refresh_row(new_hash, new)
-        return await _rotations(self._db).submit(_Rotation(token_hash, row, self._clock.now()))
+        rotation = _Rotation(token_hash, row, self._clock.now(), audit_row)
+        return await _rotations(self._db).submit(rotation)
 
     async def revoke_family(self, family_id: str) -> None:
         """End every refresh token of one family."""
