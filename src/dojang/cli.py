@@ -511,6 +511,14 @@ def _read_client_jwks(path: Path) -> dict[str, object]:
     return document
 
 
+def _print_client_keys(client: Any) -> None:
+    """``keys: kid (alg), …`` of a private_key_jwt client."""
+    from dojang.oidc.client_auth import client_keys
+
+    kids = ", ".join(f"{k['kid']} ({k['alg']})" for k in client_keys(client).describe())
+    out.print(f"keys: {kids}", highlight=False)
+
+
 def _clients_add_oidc(settings: Settings, name: str, **options: Any) -> None:
     """Register an OIDC relying party (``clients add --type …``)."""
 
@@ -534,10 +542,7 @@ def _clients_add_oidc(settings: Settings, name: str, **options: Any) -> None:
     out.print(f"client_id: {client.client_id}", highlight=False)
     out.print(f"token_endpoint_auth_method: {client.token_endpoint_auth_method}", highlight=False)
     if client.token_endpoint_auth_method == PRIVATE_KEY_JWT:
-        from dojang.oidc.client_auth import client_keys
-
-        kids = ", ".join(f"{k['kid']} ({k['alg']})" for k in client_keys(client).describe())
-        out.print(f"keys: {kids}", highlight=False)
+        _print_client_keys(client)
         err.print(
             "No secret: the client authenticates with a JWT signed by one of these keys.",
             highlight=False,
@@ -567,12 +572,9 @@ def clients_set_keys(
         await svc.audit.record("client.keys_replaced", actor=_operator(), subject=client.client_id)
         return client
 
-    from dojang.oidc.client_auth import client_keys
-
     client = _run(_with_services(settings, go))
-    kids = ", ".join(f"{k['kid']} ({k['alg']})" for k in client_keys(client).describe())
     out.print(f"client_id: {client.client_id}", highlight=False)
-    out.print(f"keys: {kids}", highlight=False)
+    _print_client_keys(client)
 
 
 @clients_app.command("list")

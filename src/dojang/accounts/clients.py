@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from dojang.accounts._storage import begin
+from dojang.accounts._storage import begin, read
 from dojang.clock import SYSTEM_CLOCK, Clock
 from dojang.errors import AuthError, InvalidToken
 from dojang.jose.jwk import PRIVATE_MEMBERS, Key
@@ -130,7 +130,7 @@ class ClientRegistry:
 
     async def get_audience(self, name: str) -> Audience | None:
         """The audience called ``name``, or None."""
-        async with begin(self._db) as conn:
+        async with read(self._db) as conn:
             row = (
                 await conn.execute(select(audiences_table).where(audiences_table.c.name == name))
             ).first()
@@ -138,7 +138,7 @@ class ClientRegistry:
 
     async def list_audiences(self) -> list[Audience]:
         """Every registered audience, by name."""
-        async with begin(self._db) as conn:
+        async with read(self._db) as conn:
             rows = (
                 await conn.execute(select(audiences_table).order_by(audiences_table.c.name))
             ).all()
@@ -223,7 +223,7 @@ class ClientRegistry:
 
     async def list_clients(self) -> list[Client]:
         """Every client, by name."""
-        async with begin(self._db) as conn:
+        async with read(self._db) as conn:
             rows = (await conn.execute(select(clients_table).order_by(clients_table.c.name))).all()
         return [
             Client(
@@ -381,7 +381,7 @@ class ClientRegistry:
 
     async def is_jti_revoked(self, jti: str) -> bool:
         """Whether ``jti`` was revoked (and has not yet expired anyway)."""
-        async with begin(self._db) as conn:
+        async with read(self._db) as conn:
             row = (
                 await conn.execute(
                     select(revoked_tokens_table.c.exp).where(revoked_tokens_table.c.jti == jti)

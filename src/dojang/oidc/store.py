@@ -13,11 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Delete, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dojang.accounts._storage import begin
+from dojang.accounts._storage import begin, read
 from dojang.clock import Clock
 from dojang.storage.audit_tables import audit_table
 from dojang.storage.db import Database
@@ -143,6 +143,12 @@ def _rotations(db: Database) -> GroupCommit[_Rotation, bool]:
     return batcher
 
 
+def _delivery(r: Any) -> Delivery:
+    return Delivery(
+        r.id, r.client_id, r.sid, r.sub, r.uri, r.state, r.attempts, r.next_attempt_at, r.last_error
+    )
+
+
 class OIDCStore:
     """The OIDC tables of one database; cheap to construct per request."""
 
@@ -173,7 +179,7 @@ class OIDCStore:
 
     async def get_code(self, code_hash: str) -> CodeRecord | None:
         """The code stored under ``code_hash`` (used or not), or None."""
-        async with begin(self._db) as conn:
+        async with read(self._db) as conn:
             r = (
                 await conn.execute(select(codes_table).where(codes_table.c.code_hash == code_hash))
             ).first()
@@ -217,39 +223,34 @@ class OIDCStore:
                 .values(family_id=family_id, access_jti=access_jti, access_exp=access_exp)
             )
 
+    async def _delete(self, stmt: Delete) -> int:
+        async with begin(self._db) as conn:
+            result = await conn.execute(stmt)
+        return int(result.rowcount or 0)
+
     async def purge_codes(self, older_than: float) -> int:
         """Forget codes that expired before ``older_than`` (replay detection needs them a while)."""
-        async with begin(self._db) as conn:
-            result = await conn.execute(
-                delete(codes_table).where(codes_table.c.expires_at < older_than)
-            )
-        return int(result.rowcount or 0)
+        return await self._delete(delete(codes_table).where(codes_table.c.expires_at < older_than))
 
     async def purge_refresh(self, now: float) -> int:
         """Forget refresh tokens past their expiry (bounded by their session's absolute end:
         nothing can redeem them, and reuse detection of an expired family is moot)."""
         t = refresh_tokens_table
-        async with begin(self._db) as conn:
-            result = await conn.execute(delete(t).where(t.c.expires_at <= now))
-        return int(result.rowcount or 0)
+        return await self._delete(delete(t).where(t.c.expires_at <= now))
 
     async def purge_client_sessions(self, created_before: float) -> int:
         """Forget RP sessions older than any dojang session can live (their session ended by
         expiry, which takes no back-channel logout)."""
         t = client_sessions_table
-        async with begin(self._db) as conn:
-            result = await conn.execute(delete(t).where(t.c.created_at < created_before))
-        return int(result.rowcount or 0)
+        return await self._delete(delete(t).where(t.c.created_at < created_before))
 
     async def purge_deliveries(self, finished_before: float) -> int:
         """Forget back-channel deliveries that ended (delivered or given up) long enough ago
         that their record has served its purpose; pending ones are never purged."""
         t = logout_deliveries_table
-        async with begin(self._db) as conn:
-            result = await conn.execute(
-                delete(t).where(t.c.state != "pending", t.c.next_attempt_at < finished_before)
-            )
-        return int(result.rowcount or 0)
+        return await self._delete(
+            delete(t).where(t.c.state != "pending", t.c.next_attempt_at < finished_before)
+        )
 
     # --- refresh tokens -----------------------------------------------------------------
 
@@ -333,7 +334,7 @@ class OIDCStore:
     async def consented_scopes(self, user_id: str, client_id: str) -> frozenset[str]:
         """The scopes this user has already allowed this client."""
         t = consents_table
-        async with begin(self._db) as conn:
+        async with read(self._db) as conn:
             r = (
                 await conn.execute(
                     select(t.c.scopes).where(t.c.user_id == user_id, t.c.client_id == client_id)
@@ -393,7 +394,7 @@ class OIDCStore:
     async def client_session_sids(self, limit: int) -> list[tuple[str, str]]:
         """Distinct ``(sid, user_id)`` pairs that some client holds (for the sweep)."""
         t = client_sessions_table
-        async with begin(self._db) as conn:
+        async with read(self._db) as conn:
             rows = (await conn.execute(select(t.c.sid, t.c.user_id).distinct().limit(limit))).all()
         return [(r.sid, r.user_id) for r in rows]
 
@@ -428,22 +429,9 @@ class OIDCStore:
         query = select(t).where(t.c.state == "pending", t.c.next_attempt_at <= self._clock.now())
         if ids is not None:
             query = query.where(t.c.id.in_(list(ids)))
-        async with begin(self._db) as conn:
+        async with read(self._db) as conn:
             rows = (await conn.execute(query.order_by(t.c.next_attempt_at).limit(limit))).all()
-        return [
-            Delivery(
-                r.id,
-                r.client_id,
-                r.sid,
-                r.sub,
-                r.uri,
-                r.state,
-                r.attempts,
-                r.next_attempt_at,
-                r.last_error,
-            )
-            for r in rows
-        ]
+        return [_delivery(r) for r in rows]
 
     async def deliveries(self, sid: str | None = None) -> list[Delivery]:
         """Every delivery record (of one session), oldest first: for operators and tests."""
@@ -451,22 +439,9 @@ class OIDCStore:
         query = select(t).order_by(t.c.id)
         if sid is not None:
             query = query.where(t.c.sid == sid)
-        async with begin(self._db) as conn:
+        async with read(self._db) as conn:
             rows = (await conn.execute(query)).all()
-        return [
-            Delivery(
-                r.id,
-                r.client_id,
-                r.sid,
-                r.sub,
-                r.uri,
-                r.state,
-                r.attempts,
-                r.next_attempt_at,
-                r.last_error,
-            )
-            for r in rows
-        ]
+        return [_delivery(r) for r in rows]
 
     async def finish_attempt(
         self, delivery_id: int, *, state: str, attempts: int, next_at: float, error: str | None
