@@ -127,7 +127,7 @@ async def test_sqlite_fast_read_falls_back_to_the_async_path(
     session = _session(hash_cookie(cookie))
     await store.create(session)
     # A reader on a file that cannot be opened (as if it had been replaced underneath us).
-    store._reader = SqliteReader(tmp_path / "missing" / "dojang.db")
+    db.reader = SqliteReader(tmp_path / "missing" / "dojang.db")
     found = await store.get(hash_cookie(cookie))
     assert found is not None and found.sid == session.sid
     assert await store.get_by_sid(session.sid) == session

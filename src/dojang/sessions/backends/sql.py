@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeAlias
 
-from sqlalchemy import Row, case, delete, exc, func, insert, literal, select, update
+from sqlalchemy import Row, bindparam, case, delete, exc, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dojang.errors import SessionCollision, SessionNotFound
 from dojang.sessions.model import Session, decode_data, encode_data
 from dojang.storage.db import Database
 from dojang.storage.sessions_tables import sessions_table as t
-from dojang.storage.sqlite_read import SqliteReader, sqlite_path
+from dojang.storage.sqlite_read import IndexedSelect
 
 log = logging.getLogger("dojang.sessions")
-
-# Constant SQL for the synchronous fast path (dojang.storage.sqlite_read), same column order
-# as _COLUMNS so both paths decode with _from_tuple.
-_FAST_COLUMNS = (
-    "key_hash, sid, user_id, created_at, last_seen, auth_time, idle_timeout, "
-    "absolute_expires_at, csrf_secret, methods, ip, user_agent, data"
-)
-_FAST_BY_KEY = f"SELECT {_FAST_COLUMNS} FROM sessions WHERE key_hash = ?"  # noqa: S608
-_FAST_BY_SID = f"SELECT {_FAST_COLUMNS} FROM sessions WHERE sid = ?"  # noqa: S608
 
 _Row: TypeAlias = Row[*tuple[Any, ...]]
 
@@ -46,6 +36,11 @@ _COLUMNS = (
     t.c.user_agent,
     t.c.data,
 )
+
+# Primary-key and sid lookups: synchronous on a SQLite file (the forward-auth hot path), the
+# same statement through SQLAlchemy elsewhere (dojang.storage.sqlite_read).
+_BY_KEY = IndexedSelect(select(*_COLUMNS).where(t.c.key_hash == bindparam("key_hash")))
+_BY_SID = IndexedSelect(select(*_COLUMNS).where(t.c.sid == bindparam("sid")))
 
 
 def _to_row(session: Session) -> dict[str, Any]:
@@ -137,8 +132,6 @@ class SqlSessionStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        path = sqlite_path(db.url) if db.is_sqlite else None
-        self._reader = SqliteReader(path) if path is not None else None
 
     def __repr__(self) -> str:
         # The URL may carry a password; name the dialect only.
@@ -160,35 +153,15 @@ class SqlSessionStore:
         # Reads need no write lock and no transaction of their own.
         return self._db.connection("session store")
 
-    async def _select_one(self, where: Any) -> Session | None:
-        async with self._read() as conn:
-            row = (await conn.execute(select(*_COLUMNS).where(where))).first()
-        return None if row is None else _from_row(row)
-
-    def _fast(self, sql: str, param: object) -> tuple[bool, Session | None]:
-        """(answered, session) from the synchronous reader; not answered → use the async path."""
-        if self._reader is None:
-            return False, None
-        try:
-            row = self._reader.fetch_one(sql, (param,))
-        except sqlite3.Error as e:
-            log.warning("fast session read failed (%s); using the async path", type(e).__name__)
-            return False, None
-        return True, None if row is None else _from_tuple(row)
-
     async def get(self, key_hash: bytes) -> Session | None:
         """Return the session under ``key_hash``, or ``None``; never creates one."""
-        answered, found = self._fast(_FAST_BY_KEY, key_hash)
-        if answered:
-            return found
-        return await self._select_one(t.c.key_hash == key_hash)
+        row = await _BY_KEY.one(self._db, "session store", key_hash=key_hash)
+        return None if row is None else _from_tuple(row)
 
     async def get_by_sid(self, sid: str) -> Session | None:
         """Return the session named ``sid``, or ``None``."""
-        answered, found = self._fast(_FAST_BY_SID, sid)
-        if answered:
-            return found
-        return await self._select_one(t.c.sid == sid)
+        row = await _BY_SID.one(self._db, "session store", sid=sid)
+        return None if row is None else _from_tuple(row)
 
     async def touch(self, key_hash: bytes, last_seen: float) -> None:
         """Move ``last_seen`` forward in one UPDATE; a missing session stays missing."""
@@ -264,9 +237,7 @@ class SqlSessionStore:
         return int(value or 0)
 
     async def close(self) -> None:
-        """Close the fast-read connection; the engine belongs to the ``Database``."""
-        if self._reader is not None:
-            self._reader.close()
+        """Nothing to release: the engine and the fast reader belong to the ``Database``."""
 
     async def ping(self) -> None:
         """Run ``SELECT 1``; ``StoreUnavailable`` if the database does not answer."""
