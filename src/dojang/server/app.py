@@ -64,45 +64,50 @@ def _error(
     return error_response(status, code, detail, headers)
 
 
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPError)
+    return _error(request, exc.status, exc.code, exc.detail, exc.headers)
+
+
+async def _on_dojang_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DojangError)
+    rendered = dojang_error_response(exc)
+    if _wants_page(request):
+        return _error(request, rendered.status_code, exc.code, exc.message)
+    return rendered
+
+
+async def _on_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return _error(request, 400, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+
+
+async def _on_starlette_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return _error(
+        request,
+        exc.status_code,
+        codes.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        dict(exc.headers or {}),
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # Never a traceback to the client; the log gets it (without request bodies).
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "internal error")
+
+
 def _install_error_handlers(app: FastAPI) -> None:
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPError)
-        return _error(request, exc.status, exc.code, exc.detail, exc.headers)
-
-    async def on_dojang_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, DojangError)
-        rendered = dojang_error_response(exc)
-        if _wants_page(request):
-            return _error(request, rendered.status_code, exc.code, exc.message)
-        return rendered
-
-    async def on_validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return _error(request, 400, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
-
-    async def on_starlette_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        codes = {404: "not_found", 405: "method_not_allowed"}
-        return _error(
-            request,
-            exc.status_code,
-            codes.get(exc.status_code, "http_error"),
-            str(exc.detail),
-            dict(exc.headers or {}),
-        )
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        # Never a traceback to the client; the log gets it (without request bodies).
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "internal error")
-
-    app.add_exception_handler(HTTPError, on_http_error)
-    app.add_exception_handler(DojangError, on_dojang_error)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_starlette_http)
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(HTTPError, _on_http_error)
+    app.add_exception_handler(DojangError, _on_dojang_error)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_starlette_http)
+    app.add_exception_handler(Exception, _on_unexpected)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -124,15 +129,17 @@ class LeanRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self.api  # Request.app → services
         request = Request(scope, receive)
+        # The very handlers FastAPI uses for every other route, so answers cannot differ.
         try:
             response = await self.endpoint(request)
         except HTTPError as exc:
-            response = error_response(exc.status, exc.code, exc.detail, exc.headers)
+            response = await _on_http_error(request, exc)
         except DojangError as exc:
-            response = dojang_error_response(exc)
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
-            response = error_response(500, "internal_error", "internal error")
+            response = await _on_dojang_error(request, exc)
+        except Exception as exc:
+            # Fails closed: logged with its traceback, answered 500 with a JSON error and
+            # nothing of the exception (the same as FastAPI's catch-all handler above).
+            response = await _on_unexpected(request, exc)
         names = {name.lower() for name, _ in response.raw_headers}
         response.raw_headers.extend(h for h in self.headers if h[0] not in names)
         await response(scope, receive, send)
