@@ -74,12 +74,12 @@ def _stop(process: subprocess.Popen[str]) -> None:
             process.wait(timeout=STOP_DEADLINE)
 
 
-@pytest.fixture(scope="module")
-def dojang_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DojangServer]:
-    """``dojang serve --demo`` on a free loopback port with a fresh data directory."""
-    port = free_port()
+@contextlib.contextmanager
+def running_demo_server(
+    data_dir: Path, port: int, env: dict[str, str] | None = None
+) -> Iterator[DojangServer]:
+    """``dojang serve --demo`` on ``port`` until the block ends; its output is drained."""
     base_url = f"http://127.0.0.1:{port}"
-    data_dir = tmp_path_factory.mktemp("dojang") / "data"
     command = [
         dojang_executable(),
         "serve",
@@ -91,15 +91,14 @@ def dojang_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DojangSe
         "--public-url",
         base_url,
     ]
-    # Whatever the developer's shell configures must not change what is under test.
-    env = clean_env()
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
-        env=env,
+        # Whatever the developer's shell configures must not change what is under test.
+        env=clean_env() if env is None else env,
     )
     assert process.stdout is not None
     stdout = process.stdout
@@ -123,6 +122,14 @@ def dojang_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DojangSe
         _stop(process)
         reader.join(timeout=STOP_DEADLINE)
         stdout.close()
+
+
+@pytest.fixture(scope="module")
+def dojang_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DojangServer]:
+    """``dojang serve --demo`` on a free loopback port with a fresh data directory."""
+    data_dir = tmp_path_factory.mktemp("dojang") / "data"
+    with running_demo_server(data_dir, free_port()) as server:
+        yield server
 
 
 def _wait_until_ready(server: DojangServer, fresh: queue.Queue[str | None]) -> None:

@@ -23,9 +23,9 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser.conftest import (  # noqa: F401 - fixtures used by name
     DojangServer,
     _stop,
-    _wait_until_ready,
     chromium_executable,
     playwright_driver,
+    running_demo_server,
 )
 from tests.browser.conftest import browser as browser
 from tests.edge.harness import clean_env, dojang_executable, free_port
@@ -68,9 +68,6 @@ def _poll(url: str, process: subprocess.Popen[str]) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """``dojang serve --demo`` + the example RP registered as a confidential client."""
-    import queue
-    import threading
-
     env = clean_env()
     port, rp_port = free_port(), free_port()
     base, rp_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{rp_port}"
@@ -101,70 +98,35 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert add.returncode == 0, add.stderr
     client_id = re.search(r"client_id: (\S+)", add.stdout).group(1)  # type: ignore[union-attr]
     secret = re.search(r"client_secret: (\S+)", add.stdout).group(1)  # type: ignore[union-attr]
-    process = subprocess.Popen(
-        [
-            dojang_executable(),
-            "serve",
-            "--demo",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--public-url",
-            base,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert process.stdout is not None
-    stdout = process.stdout
-    lines: list[str] = []
-    fresh: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        for line in stdout:
-            lines.append(line)
-            fresh.put(line)
-        fresh.put(None)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    server = DojangServer(base, "", "", process, lines)
-    rp = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "examples.rp",
-            "--issuer",
-            base,
-            "--client-id",
-            client_id,
-            "--base-url",
-            rp_url,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        # Through the environment: a generated secret may begin with "-" (argparse would
-        # take it for a flag), and a command line is visible to every process.
-        env={**env, "RP_CLIENT_SECRET": secret},
-    )
-    try:
-        _wait_until_ready(server, fresh)
-        _poll(rp_url + "/me", rp)
-        yield Stack(server, data_dir, rp_url, env)
-    finally:
-        _stop(rp)
-        _stop(process)
-        reader.join(timeout=10)
-        stdout.close()
-        if rp.stdout:
-            rp.stdout.close()
+    with running_demo_server(data_dir, port, env) as server:
+        rp = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "examples.rp",
+                "--issuer",
+                base,
+                "--client-id",
+                client_id,
+                "--base-url",
+                rp_url,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            # Through the environment: a generated secret may begin with "-" (argparse would
+            # take it for a flag), and a command line is visible to every process.
+            env={**env, "RP_CLIENT_SECRET": secret},
+        )
+        try:
+            _poll(rp_url + "/me", rp)
+            yield Stack(server, data_dir, rp_url, env)
+        finally:
+            _stop(rp)
+            if rp.stdout:
+                rp.stdout.close()
 
 
 def _sign_in(page: Page, stack: Stack) -> None:
