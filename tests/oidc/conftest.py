@@ -128,13 +128,19 @@ async def get_code(
     params = auth_params(rp, pkce, **extra)
     r = await c.get("/oauth2/authorize", params=params)
     if r.status_code == 200 and "decision" in r.text:
-        csrf = r.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        form = {**_hidden(r.text), "csrf_token": csrf, "decision": "allow"}
-        r = await c.post("/oauth2/authorize", data=form)
+        r = await allow(c, r)
     q = query_of(client_url(r))
     assert "code" in q, q
     assert q["state"] == params["state"]
     return q["code"], params
+
+
+async def allow(c: httpx.AsyncClient, consent_page: httpx.Response) -> httpx.Response:
+    """Submit the consent form of ``consent_page`` with "allow" (its CSRF token included)."""
+    html = consent_page.text
+    csrf = html.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    form = {**_hidden(html), "csrf_token": csrf, "decision": "allow"}
+    return await c.post("/oauth2/authorize", data=form)
 
 
 def _hidden(html: str) -> dict[str, str]:

@@ -37,14 +37,9 @@ async def test_authlib_code_pkce_refresh_userinfo(env: Env, rp: RP) -> None:
         )
         # The browser leg: log in, consent.
         await env.login()
-        page = await env.client.get(url)
-        from tests.oidc.conftest import _hidden
+        from tests.oidc.conftest import allow
 
-        csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        answer = await env.client.post(
-            "/oauth2/authorize",
-            data={**_hidden(page.text), "csrf_token": csrf, "decision": "allow"},
-        )
+        answer = await allow(env.client, await env.client.get(url))
         callback = client_url(answer)
         assert query_of(callback)["state"] == state
         token = await client.fetch_token(

@@ -338,14 +338,9 @@ async def test_authlib_oauth2_client_end_to_end(tmp_path: Path) -> None:
                 meta["authorization_endpoint"], code_verifier=verifier, nonce="n-1"
             )
             await env.login()
-            from tests.oidc.conftest import _hidden, client_url
+            from tests.oidc.conftest import allow, client_url
 
-            page = await env.client.get(url)
-            csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-            answer = await env.client.post(
-                "/oauth2/authorize",
-                data={**_hidden(page.text), "csrf_token": csrf, "decision": "allow"},
-            )
+            answer = await allow(env.client, await env.client.get(url))
             token = await client.fetch_token(
                 meta["token_endpoint"],
                 authorization_response=client_url(answer),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
+import httpx
 import pytest
 
 from dojang.errors import InvalidToken, RevokedToken, StoreUnavailable
@@ -399,27 +400,23 @@ async def test_token_endpoint_lean_path_keeps_headers_and_error_mapping(
         assert resp.headers["cache-control"] == "no-store"  # the route's own, not replaced
         assert resp.headers.get_list("x-frame-options") == ["DENY"]  # never duplicated
 
-    async def down(*_a: object, **_k: object) -> None:
-        raise StoreUnavailable("account store did not answer: OSError")
+    async def answer_when_authenticate_raises(error: Exception) -> httpx.Response:
+        async def raising(*_a: object, **_k: object) -> None:
+            raise error
 
-    monkeypatch.setattr(env.services.clients, "authenticate", down)
-    outage = await env.client.post(
-        "/oauth2/token",
-        data={"grant_type": "client_credentials"},
-        headers=_basic(clients.reporter_id, clients.reporter_secret),
+        monkeypatch.setattr(env.services.clients, "authenticate", raising)
+        return await env.client.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            headers=_basic(clients.reporter_id, clients.reporter_secret),
+        )
+
+    outage = await answer_when_authenticate_raises(
+        StoreUnavailable("account store did not answer: OSError")
     )
     assert outage.status_code == 503 and outage.json()["error"] == "store_unavailable"
     assert outage.headers["x-content-type-options"] == "nosniff"
-
-    async def bug(*_a: object, **_k: object) -> None:
-        raise KeyError("surprise")
-
-    monkeypatch.setattr(env.services.clients, "authenticate", bug)
-    crashed = await env.client.post(
-        "/oauth2/token",
-        data={"grant_type": "client_credentials"},
-        headers=_basic(clients.reporter_id, clients.reporter_secret),
-    )
+    crashed = await answer_when_authenticate_raises(KeyError("surprise"))
     assert crashed.status_code == 500 and crashed.json()["error"] == "internal_error"
     assert "surprise" not in crashed.text and "Traceback" not in crashed.text
     assert "unhandled error on POST /oauth2/token" in caplog.text

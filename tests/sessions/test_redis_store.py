@@ -32,6 +32,7 @@ from dojang.sessions.ids import hash_cookie, new_cookie_value, new_csrf_secret, 
 from dojang.sessions.model import Session
 from dojang.storage import Database
 from tests.redis_harness import REDIS_SERVER, RedisServer, free_port, unreachable
+from tests.sessions.test_store_contract import make_session
 
 CHROME = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
@@ -42,23 +43,16 @@ CHROME = (
 def live_session(
     user_id: str = "u1", *, idle: float = 1800, absolute: float = 12 * 3600, **kw: Any
 ) -> Session:
+    """A contract-suite session on the wall clock (Redis expires keys in real time)."""
     now = time.time()
-    fields: dict[str, Any] = {
-        "key_hash": hash_cookie(new_cookie_value()),
-        "sid": new_sid(),
-        "user_id": user_id,
-        "created_at": now,
-        "last_seen": now,
-        "auth_time": now,
+    extra: dict[str, Any] = {
         "idle_timeout": idle,
         "absolute_expires_at": now + absolute,
-        "csrf_secret": new_csrf_secret(),
         "ip": "192.0.2.1",
         "user_agent": "Mozilla/5.0",
         "data": {"k": "v"},
     }
-    fields.update(kw)
-    return Session(**fields)
+    return make_session(user_id, now=now, **{**extra, **kw})
 
 
 def sid_in_bucket(bucket: bytes) -> str:
