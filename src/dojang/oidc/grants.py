@@ -43,7 +43,7 @@ def userinfo_audience(svc: Services) -> str:
 
 def store(svc: Services) -> OIDCStore:
     """The OIDC store of this server."""
-    return OIDCStore(svc.db, svc.clock)
+    return svc.oidc
 
 
 async def authenticate(

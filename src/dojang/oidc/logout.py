@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import httpx
 
-from dojang.oidc.store import Delivery, OIDCStore
+from dojang.oidc.store import Delivery
 from dojang.oidc.tokens import logout_token
 
 log = logging.getLogger("dojang.oidc")
@@ -77,7 +77,7 @@ async def on_sessions_ended(
     ended = list(sessions)
     if not ended:
         return DrainResult()
-    db = OIDCStore(svc.db, svc.clock)
+    db = svc.oidc
     sids = [s.sid for s in ended]
     await db.revoke_for_sessions(sids)
     held = await db.take_client_sessions(sids)
@@ -95,7 +95,7 @@ async def on_sessions_ended(
 async def sweep(svc: Services, *, http: httpx.AsyncClient | None = None) -> DrainResult:
     """Find client-held sessions that ended without the hook (expiry, another process's
     logout before the hook was wired) and end them for the clients too."""
-    db = OIDCStore(svc.db, svc.clock)
+    db = svc.oidc
     now = svc.clock.now()
     dead: list[EndedSession] = []
     for sid, user_id in await db.client_session_sids(BATCH * 10):
@@ -109,7 +109,7 @@ async def drain(
     svc: Services, *, http: httpx.AsyncClient | None = None, ids: Iterable[int] | None = None
 ) -> DrainResult:
     """Attempt every due pending delivery (or only ``ids``), concurrently, each bounded."""
-    db = OIDCStore(svc.db, svc.clock)
+    db = svc.oidc
     due = await db.due(BATCH, ids)
     result = DrainResult()
     if not due:

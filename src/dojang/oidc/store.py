@@ -8,7 +8,6 @@ winner, so two concurrent redemptions can never both succeed.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -130,19 +129,6 @@ async def _rotate_batch(conn: AsyncConnection, items: Sequence[_Rotation]) -> li
     return won
 
 
-# One batcher per database, shared by the OIDCStore objects made per request.
-_ROTATIONS: weakref.WeakKeyDictionary[Database, GroupCommit[_Rotation, bool]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _rotations(db: Database) -> GroupCommit[_Rotation, bool]:
-    batcher = _ROTATIONS.get(db)
-    if batcher is None:
-        batcher = _ROTATIONS[db] = GroupCommit(db, "account store", _rotate_batch)
-    return batcher
-
-
 def _delivery(r: Any) -> Delivery:
     return Delivery(
         r.id, r.client_id, r.sid, r.sub, r.uri, r.state, r.attempts, r.next_attempt_at, r.last_error
@@ -150,11 +136,15 @@ def _delivery(r: Any) -> Delivery:
 
 
 class OIDCStore:
-    """The OIDC tables of one database; cheap to construct per request."""
+    """The OIDC tables of one database. A server keeps one (``Services.oidc``): concurrent
+    refresh rotations through it share transactions."""
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        self._rotations: GroupCommit[_Rotation, bool] = GroupCommit(
+            db, "account store", _rotate_batch
+        )
 
     # --- authorization codes ------------------------------------------------------------
 
@@ -312,7 +302,7 @@ class OIDCStore:
         """
         row = None if new_hash is None or new is None else self._refresh_row(new_hash, new)
         rotation = _Rotation(token_hash, row, self._clock.now(), audit_row)
-        return await _rotations(self._db).submit(rotation)
+        return await self._rotations.submit(rotation)
 
     async def revoke_family(self, family_id: str) -> None:
         """End every refresh token of one family."""

@@ -31,7 +31,6 @@ import random
 from collections.abc import Awaitable, Callable
 
 from dojang.errors import StoreUnavailable
-from dojang.oidc.store import OIDCStore
 from dojang.server.services import Services
 from dojang.sessions.backends.redis import RedisSessionStore
 from dojang.tokens.backends.sql import SqlReplayStore
@@ -50,7 +49,7 @@ DELIVERY_KEEP = 7 * 86400.0
 
 def _jobs(svc: Services) -> dict[str, Callable[[], Awaitable[int]]]:
     now = svc.clock.now()
-    oidc = OIDCStore(svc.db, svc.clock)
+    oidc = svc.oidc
     longest_session = max(
         svc.settings.session_absolute_lifetime, svc.settings.session_remember_me_lifetime
     )

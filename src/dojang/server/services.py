@@ -22,6 +22,7 @@ from dojang.events.backends import open_event_bus
 from dojang.events.bus import EventBus, EventSigner
 from dojang.jose import KeySet
 from dojang.oidc import logout as oidc_logout
+from dojang.oidc.store import OIDCStore
 from dojang.server.cookies import CookiePolicy
 from dojang.server.metrics import Metrics
 from dojang.server.netutil import Network, origin_of, parse_networks
@@ -77,6 +78,11 @@ class Services:
         return found
 
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    oidc: OIDCStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Long-lived: its refresh rotations are group-committed across requests.
+        self.oidc = OIDCStore(self.db, self.clock)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` in the background, keeping a reference until it finishes."""
