@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from typer.testing import CliRunner
 
 from dojang.cli import app
+from dojang.config import load_settings
+from dojang.errors import InvalidCredentials, SessionNotFound
+from dojang.server.services import Services, build_services
+
+T = TypeVar("T")
 
 runner = CliRunner()
 FAST = {
@@ -79,7 +87,8 @@ def test_key_rotation_keeps_old_key_published(tmp_path: Path) -> None:
     assert runner.invoke(app, ["init"], env=env).exit_code == 0
     keys = tmp_path / "data" / "keys.json"
     before = json.loads(keys.read_text())
-    result = runner.invoke(app, ["keys", "rotate"], env=env)
+    # Right after init the next key is brand new: caches may not know it, so --force.
+    result = runner.invoke(app, ["keys", "rotate", "--force"], env=env)
     assert result.exit_code == 0, result.output
     listed = runner.invoke(app, ["keys", "list"], env=env).output
     assert "retired" in listed and "active" in listed and "next" in listed
@@ -113,3 +122,137 @@ def test_audit_trail_records_cli_changes(tmp_path: Path) -> None:
     assert secret not in tail.output
     found = runner.invoke(app, ["audit", "search", "--action", "client", "--json"], env=env)
     assert [json.loads(x)["action"] for x in found.output.splitlines()] == ["client.added"]
+
+
+def _services_run(tmp_path: Path, fn: Callable[[Services], Awaitable[T]]) -> T:
+    """Run ``fn`` against the services of the CLI's data directory (what a server would see)."""
+
+    async def go() -> T:
+        svc = await build_services(load_settings(env=_env(tmp_path)))
+        try:
+            return await fn(svc)
+        finally:
+            await svc.close()
+
+    return asyncio.run(go())
+
+
+def _add_user(tmp_path: Path, name: str, password: str = "a long enough password") -> None:
+    added = runner.invoke(
+        app, ["users", "add", name, "--password-stdin"], input=password + "\n", env=_env(tmp_path)
+    )
+    assert added.exit_code == 0, added.output
+
+
+async def _user_id(svc: Services, name: str) -> str:
+    user = await svc.accounts.get_by_username(name)
+    assert user is not None
+    return user.id
+
+
+def _start_sessions(tmp_path: Path, name: str, count: int) -> list[str]:
+    """Start ``count`` sessions for ``name`` (as logins would); return their cookie values."""
+
+    async def go(svc: Services) -> list[str]:
+        user_id = await _user_id(svc, name)
+        cookies = []
+        for i in range(count):
+            cookie, _ = await svc.sessions.create(user_id, user_agent=f"device-{i}", ip="10.0.0.1")
+            cookies.append(cookie)
+        return cookies
+
+    return _services_run(tmp_path, go)
+
+
+def _live_sids(tmp_path: Path, name: str) -> set[str]:
+    async def go(svc: Services) -> set[str]:
+        return {s.sid for s in await svc.sessions.list_for_user(await _user_id(svc, name))}
+
+    return _services_run(tmp_path, go)
+
+
+def _can_log_in(tmp_path: Path, name: str, password: str) -> bool:
+    async def go(svc: Services) -> bool:
+        try:
+            await svc.accounts.authenticate(name, password, ip=None)
+        except InvalidCredentials:
+            return False
+        return True
+
+    return _services_run(tmp_path, go)
+
+
+def test_set_password_from_stdin_ends_every_session_of_that_user(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    _add_user(tmp_path, "erin", "the old password")
+    _add_user(tmp_path, "frank")
+    _start_sessions(tmp_path, "erin", 2)
+    _start_sessions(tmp_path, "frank", 1)
+    frank_before = _live_sids(tmp_path, "frank")
+    changed = runner.invoke(
+        app,
+        ["users", "set-password", "erin", "--password-stdin"],
+        input="the new password\n",
+        env=env,
+    )
+    assert changed.exit_code == 0, changed.output
+    assert "ended 2 session(s)" in changed.output
+    assert "the new password" not in changed.output
+    assert _live_sids(tmp_path, "erin") == set()
+    assert _live_sids(tmp_path, "frank") == frank_before  # only that user's sessions end
+    assert not _can_log_in(tmp_path, "erin", "the old password")
+    assert _can_log_in(tmp_path, "erin", "the new password")
+    weak = runner.invoke(
+        app, ["users", "set-password", "erin", "--password-stdin"], input="short\n", env=env
+    )
+    assert weak.exit_code == 1 and "Traceback" not in weak.output
+    assert _can_log_in(tmp_path, "erin", "the new password")
+    unknown = runner.invoke(
+        app, ["users", "set-password", "nobody", "--password-stdin"], input="x" * 12 + "\n", env=env
+    )
+    assert unknown.exit_code == 1
+
+
+def test_sessions_list_shows_the_users_live_sessions(tmp_path: Path) -> None:
+    env = {**_env(tmp_path), "COLUMNS": "200"}  # wide enough that no sid is folded
+    _add_user(tmp_path, "erin")
+    _add_user(tmp_path, "frank")
+    _start_sessions(tmp_path, "erin", 2)
+    _start_sessions(tmp_path, "frank", 1)
+    listed = runner.invoke(app, ["sessions", "list", "erin"], env=env)
+    assert listed.exit_code == 0, listed.output
+    for sid in _live_sids(tmp_path, "erin"):
+        assert sid in listed.output
+    for sid in _live_sids(tmp_path, "frank"):
+        assert sid not in listed.output
+    assert "device-0" in listed.output and "10.0.0.1" in listed.output
+    missing = runner.invoke(app, ["sessions", "list", "nobody"], env=env)
+    assert missing.exit_code == 1 and "no user" in missing.output
+
+
+def test_sessions_revoke_ends_that_session_only(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    _add_user(tmp_path, "erin")
+    cookies = _start_sessions(tmp_path, "erin", 2)
+    sids = sorted(_live_sids(tmp_path, "erin"))
+    revoked = runner.invoke(app, ["sessions", "revoke", sids[0]], env=env)
+    assert revoked.exit_code == 0, revoked.output
+    assert _live_sids(tmp_path, "erin") == {sids[1]}
+
+    async def alive(svc: Services) -> list[bool]:
+        answers = []
+        for cookie in cookies:
+            try:
+                await svc.sessions.load(cookie)
+            except SessionNotFound:
+                answers.append(False)
+            else:
+                answers.append(True)
+        return answers
+
+    assert sorted(_services_run(tmp_path, alive)) == [False, True]  # the cookie itself is dead
+    again = runner.invoke(app, ["sessions", "revoke", sids[0]], env=env)
+    assert again.exit_code == 1 and "no live session" in again.output
+    garbage = runner.invoke(app, ["sessions", "revoke", "../../etc"], env=env)
+    assert garbage.exit_code == 1 and "Traceback" not in garbage.output
+    assert _live_sids(tmp_path, "erin") == {sids[1]}

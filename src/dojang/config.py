@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     session_idle_timeout: float = Field(1800, gt=0)
     session_absolute_lifetime: float = Field(12 * 3600, gt=0)
     session_remember_me_lifetime: float = Field(30 * 86400, gt=0)
+    session_remember_me_idle: float = Field(7 * 86400, gt=0)
     session_touch_interval: float = Field(60, ge=0)
     session_max_data_bytes: int = Field(4096, ge=256, le=65536)
 
@@ -136,11 +137,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
-        if self.session_idle_timeout > self.session_absolute_lifetime:
-            raise ValueError(
-                "DOJANG_SESSION_IDLE_TIMEOUT: must not exceed DOJANG_SESSION_ABSOLUTE_LIFETIME "
-                f"({self.session_idle_timeout} > {self.session_absolute_lifetime})"
-            )
+        problems = []
+        for idle, life in (
+            ("session_idle_timeout", "session_absolute_lifetime"),
+            ("session_remember_me_idle", "session_remember_me_lifetime"),
+        ):
+            if getattr(self, idle) > getattr(self, life):
+                problems.append(
+                    f"DOJANG_{idle.upper()}: must not exceed DOJANG_{life.upper()} "
+                    f"({getattr(self, idle)} > {getattr(self, life)})"
+                )
+        if problems:
+            # One problem per line: load_settings reports each (every problem at once).
+            raise ValueError("\n".join(problems))
         return self
 
     # --- derived values (pure functions of the settings) ---------------------------------
@@ -234,7 +243,7 @@ def load_settings(
             where = _option_name(tuple(err.get("loc", ())))
             msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
             if where == "configuration":
-                problems.append(msg)
+                problems.extend(msg.splitlines())
             else:
                 given = err.get("input")
                 shown = "<hidden>" if "token" in where.lower() else repr(given)

@@ -177,7 +177,7 @@ async def test_disable_and_enable(db: Database, hasher: PasswordHasher, clock: F
     accounts = Accounts(db, hasher=hasher, clock=clock, on_disable=on_disable)
     user = await accounts.create_user("alice", PW)
     assert (await accounts.disable("alice")).disabled is True
-    assert disabled_ids == [user.id]
+    assert disabled_ids == [user.id, user.id]  # before and after the flag is committed
     with pytest.raises(InvalidCredentials):
         await accounts.authenticate("alice", PW, ip=None)
     assert (await accounts.enable("alice")).disabled is False

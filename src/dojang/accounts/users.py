@@ -25,7 +25,7 @@ USERNAME_MAX = 64
 _USERNAME = re.compile(r"[a-z0-9._@-]{1,64}")
 
 UserCallback = Callable[[str], Awaitable[None]]
-"""Called with a user id after the change that triggers it has been committed."""
+"""Called with a user id around the change that triggers it (see ``Accounts``)."""
 
 
 def normalize_username(name: str) -> str:
@@ -146,9 +146,9 @@ class UserRepository:
 class Accounts:
     """Creates users, manages passwords and authenticates logins.
 
-    Ending sessions is wired by the caller through two hooks, run after the change is
-    committed: ``on_password_change(user_id)`` after :meth:`set_password` and
-    ``on_disable(user_id)`` after :meth:`disable`. The server passes
+    Ending sessions is wired by the caller through two hooks: ``on_password_change(user_id)``
+    after :meth:`set_password` has committed, and ``on_disable(user_id)`` both before and
+    after :meth:`disable` commits (see there why). The server passes
     ``SessionManager.revoke_all`` for both; a user who changes their own password gets a fresh
     session afterwards, so "every other session" ends and the current cookie is replaced.
     """
@@ -226,8 +226,22 @@ class Accounts:
         return user
 
     async def disable(self, username: str) -> User:
-        """Disable a user (logins fail from now on) and then call ``on_disable``."""
-        user = await self.users.update(self._existing_name(username), disabled=True)
+        """Disable a user (logins fail from now on); ``on_disable`` runs before and after.
+
+        Before the flag is committed, so that a failure at any later step cannot leave the
+        sessions that existed alive beside a disabled account; after it, for a session that a
+        login racing with this call created in between (a login re-reads the account once its
+        session exists: it either sees the flag or its session is already there to be ended).
+        Errors propagate; running ``disable`` again finishes the job. ``UserNotFound`` if
+        there is no such user.
+        """
+        name = self._existing_name(username)
+        found = await self.users.by_username(name)
+        if found is None:
+            raise UserNotFound()
+        if self._on_disable is not None:
+            await self._on_disable(found.user.id)
+        user = await self.users.update(name, disabled=True)
         if self._on_disable is not None:
             await self._on_disable(user.id)
         return user

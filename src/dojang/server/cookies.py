@@ -55,6 +55,14 @@ class CookiePolicy:
         """``Set-Cookie`` value for the login-CSRF token (Strict: never sent cross-site)."""
         return f"{self.login_csrf_name}={value}{self._flags('Strict')}; Max-Age=3600"
 
+    def clear_login_csrf_cookie(self) -> str:
+        """``Set-Cookie`` value that deletes the login-CSRF cookie.
+
+        Same attributes as when it was set: browsers ignore a ``__Host-`` cookie (the https
+        name) that lacks ``Secure``, so a bare ``name=; Max-Age=0`` would leave it in place.
+        """
+        return f"{self.login_csrf_name}={self._flags('Strict')}; Max-Age=0"
+
 
 def read_cookie(header: str | None, name: str) -> str | None:
     """Return the first cookie called ``name`` from a ``Cookie`` header, or None.

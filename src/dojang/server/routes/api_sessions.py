@@ -24,8 +24,6 @@ from dojang.server.context import (
     current_session,
     remote_ip,
     services,
-    session_cookie,
-    user_agent,
 )
 from dojang.server.responses import HTTPError, json_ok
 from dojang.sessions.ids import is_well_formed_sid
@@ -93,8 +91,11 @@ def _summary(s: Session, current_sid: str) -> dict[str, Any]:
 
 
 async def _session_out(request: Request, session: Session) -> dict[str, Any]:
-    user = await services(request).accounts.get(session.user_id)
-    if user is None:
+    svc = services(request)
+    user = await svc.accounts.get(session.user_id)
+    if user is None or user.disabled:
+        # Disabling ends every session; this catches one that survived a failure there.
+        await svc.sessions.revoke(session.sid)
         raise HTTPError(401, "session_not_found", "the session's user no longer exists")
     return SessionOut(
         sid=session.sid,
@@ -125,6 +126,10 @@ async def log_in(request: Request) -> Response:
     svc = services(request)
     try:
         user = await svc.accounts.authenticate(body.username, body.password, ip=remote_ip(request))
+        # A fresh session every time (no fixation); none for a user disabled meanwhile.
+        cookie, session = await session_actions.start_session(
+            request, user.id, remember=body.remember
+        )
     except Throttled:
         await audit(
             request, "login.throttled", outcome="denied", subject=body.username[:64], via="api"
@@ -137,12 +142,6 @@ async def log_in(request: Request) -> Response:
             request, "login.failure", outcome="failure", subject=body.username[:64], via="api"
         )
         raise InvalidCredentials("incorrect username or password") from None
-    old = session_cookie(request)
-    if old is not None:
-        await svc.sessions.destroy(old)  # no fixation: the pre-login session dies
-    cookie, session = await svc.sessions.create(
-        user.id, ip=remote_ip(request), user_agent=user_agent(request), remember=body.remember
-    )
     await audit(
         request,
         "login.success",

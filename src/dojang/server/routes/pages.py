@@ -27,8 +27,6 @@ from dojang.server.context import (
     optional_session,
     remote_ip,
     services,
-    session_cookie,
-    user_agent,
 )
 from dojang.server.cookies import read_cookie
 from dojang.server.pages import render, session_rows
@@ -83,18 +81,6 @@ def _check_login_csrf(request: Request, form: dict[str, str]) -> None:
         raise HTTPError(403, "csrf_failed", "the login form expired or was not ours; reload it")
 
 
-async def _start_session(request: Request, user_id: str, remember: bool) -> tuple[str, Session]:
-    svc = services(request)
-    old = session_cookie(request)
-    if old is not None:
-        # No fixation: whatever session the browser carried before login is ended, and the
-        # new one gets a fresh id and CSRF secret.
-        await svc.sessions.destroy(old)
-    return await svc.sessions.create(
-        user_id, ip=remote_ip(request), user_agent=user_agent(request), remember=remember
-    )
-
-
 def _session_set_cookie(request: Request, cookie: str, session: Session, remember: bool) -> str:
     svc = services(request)
     max_age = int(session.absolute_expires_at - svc.clock.now()) if remember else None
@@ -125,10 +111,12 @@ async def login_submit(request: Request) -> Response:
     svc = services(request)
     username = form.get("username", "")[:64]
     target = safe_next(form.get("next"))
+    remember = form.get("remember") == "1"
     try:
         user = await svc.accounts.authenticate(
             username, form.get("password", ""), ip=remote_ip(request)
         )
+        cookie, session = await session_actions.start_session(request, user.id, remember=remember)
     except Throttled as exc:
         await audit(request, "login.throttled", outcome="denied", subject=username, via="form")
         return _login_page(
@@ -145,8 +133,6 @@ async def login_submit(request: Request) -> Response:
         return _login_page(
             request, status=401, username=username, next_path=target, error=GENERIC_LOGIN_ERROR
         )
-    remember = form.get("remember") == "1"
-    cookie, session = await _start_session(request, user.id, remember)
     await audit(
         request,
         "login.success",
@@ -159,7 +145,7 @@ async def login_submit(request: Request) -> Response:
     return _redirect(
         target,
         _session_set_cookie(request, cookie, session, remember),
-        f"{svc.cookies.login_csrf_name}=; Path=/; Max-Age=0",
+        svc.cookies.clear_login_csrf_cookie(),
     )
 
 
@@ -203,9 +189,13 @@ async def register_submit(request: Request) -> Response:
         return _login_page(
             request, status=400, username=username, error=message, template="register.html"
         )
-    cookie, session = await _start_session(request, user.id, remember=False)
+    cookie, session = await session_actions.start_session(request, user.id, remember=False)
     await audit(request, "user.registered", actor=user.id, subject=user.id, sid=session.sid)
-    return _redirect("/account", _session_set_cookie(request, cookie, session, False))
+    return _redirect(
+        "/account",
+        _session_set_cookie(request, cookie, session, False),
+        svc.cookies.clear_login_csrf_cookie(),
+    )
 
 
 @router.get("/account")
@@ -217,7 +207,9 @@ async def account(request: Request) -> Response:
     _, session = found
     svc = services(request)
     user = await svc.accounts.get(session.user_id)
-    if user is None:  # the account vanished under a live session: end it, fail closed
+    if user is None or user.disabled:
+        # The account vanished or was disabled under a live session (its sessions are ended
+        # on disable; this catches one that survived a failure there): end it, fail closed.
         await svc.sessions.revoke(session.sid)
         return _redirect("/login", svc.cookies.clear_session_cookie())
     sessions = await svc.sessions.list_for_user(session.user_id)
