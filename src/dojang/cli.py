@@ -15,7 +15,7 @@ import secrets
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,6 +25,10 @@ from dojang.config import Settings, load_settings
 from dojang.errors import DojangError
 from dojang.logs import uvicorn_log_config
 
+if TYPE_CHECKING:
+    from dojang.events import Event
+    from dojang.jose import KeySet
+
 T = TypeVar("T")
 
 app = typer.Typer(
@@ -32,7 +36,7 @@ app = typer.Typer(
 )
 users_app = typer.Typer(no_args_is_help=True, help="Manage user accounts.")
 sessions_app = typer.Typer(no_args_is_help=True, help="Inspect and end sessions.")
-keys_app = typer.Typer(no_args_is_help=True, help="Signing keys: list, rotate, retire.")
+keys_app = typer.Typer(no_args_is_help=True, help="Signing keys: list, rotate, retire, purge.")
 app.add_typer(users_app, name="users")
 app.add_typer(sessions_app, name="sessions")
 clients_app = typer.Typer(no_args_is_help=True, help="Service clients (OAuth 2.0).")
@@ -614,9 +618,49 @@ def _keyset_path(settings: Settings) -> Path:
     return path
 
 
+_KeyChange = tuple[str, str, dict[str, Any]]
+"""(audit action, kid, audit detail) of one key change."""
+
+
+def _keep_for(settings: Settings) -> float:
+    # A retired key must outlive every token it signed, plus the JWKS cache lifetime.
+    return float(settings.access_token_ttl) + 300
+
+
+def _purge_and_save(
+    keyset: KeySet, path: Path, now: float, changes: list[_KeyChange]
+) -> list[_KeyChange]:
+    """Drop expired retired keys (every write is a chance to), save, return all changes."""
+    purged: list[_KeyChange] = [("key.purged", kid, {}) for kid in keyset.purge(now=now)]
+    keyset.save(path)
+    return changes + purged
+
+
+def _print_purged(changes: list[_KeyChange]) -> None:
+    for action, kid, _ in changes:
+        if action == "key.purged":
+            out.print(f"purged expired retired key {kid}", highlight=False)
+
+
+def _record_key_changes(
+    settings: Settings, changes: list[_KeyChange], events: list[Event] | None = None
+) -> None:
+    """Write the audit records (and publish revocation events) of key changes already saved."""
+
+    async def go(svc: Any) -> None:
+        if events:
+            await svc.publish(events)
+        for action, kid, detail in changes:
+            await svc.audit.record(action, actor=_operator(), subject=kid, **detail)
+
+    _run(_with_services(settings, go))
+
+
 @keys_app.command("list")
 def keys_list(data_dir: Path | None = DataDirOpt) -> None:
     """List signing keys with their state (next, active, retired)."""
+    import time
+
     from dojang.jose import KeySet
 
     settings = _settings(data_dir=data_dir)
@@ -625,22 +669,108 @@ def keys_list(data_dir: Path | None = DataDirOpt) -> None:
     except DojangError as exc:
         _fail(str(exc), 1)
         return
-    table = Table("kid", "alg", "state", "created", "retire after")
+    now = time.time()
+    table = Table("kid", "alg", "state", "created", "published", "retire after")
     for row in keyset.describe():
-        retire = row.get("retire_after")
+        retire = _num(row.get("retire_after"))
+        state = str(row["state"])
+        if state == "retired" and retire is not None and retire <= now:
+            # Already neither published nor trusted by servers; `keys purge` removes it.
+            state = "retired (expired)"
         table.add_row(
             str(row["kid"]),
             str(row["alg"]),
-            str(row["state"]),
+            state,
             _fmt_time(_num(row.get("created_at"))),
-            _fmt_time(_num(retire)) if retire else "",
+            _fmt_time(_num(row.get("published_at"))),
+            _fmt_time(retire),
         )
     out.print(table)
 
 
 @keys_app.command("rotate")
-def keys_rotate(data_dir: Path | None = DataDirOpt) -> None:
-    """Promote the published next key to active; the old active key is retired."""
+def keys_rotate(
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Rotate even if the next key was published less than the JWKS cache lifetime ago.",
+    ),
+    data_dir: Path | None = DataDirOpt,
+) -> None:
+    """Promote the published next key to active; the old active key is retired.
+
+    Refused while the next key has been published for less than the JWKS cache lifetime
+    (``Cache-Control: max-age`` of /.well-known/jwks.json): a verifier holding a cached JWKS
+    would reject the new key's tokens. Expired retired keys are purged from the file.
+    """
+    import math
+    import time
+
+    from dojang.jose import KeySet
+    from dojang.jose.keyset import RotationTooSoon
+    from dojang.server.routes.tokens import JWKS_MAX_AGE
+
+    settings = _settings(data_dir=data_dir)
+    path = _keyset_path(settings)
+    changes: list[_KeyChange] = []
+    try:
+        keyset = KeySet.load(path)
+        now = time.time()
+        if keyset.upcoming is None and not force:
+            # Nothing is published to promote: publish a key now, so the rotation is safe
+            # once caches have seen it (an older key file, or a next key that was retired).
+            upcoming = keyset.add_next(now=now)
+            changes = _purge_and_save(keyset, path, now, [("key.published", upcoming.kid, {})])
+            _record_key_changes(settings, changes)
+            _fail(
+                f"no next key was published, so none could be promoted; published {upcoming.kid} "
+                f"now. Run `dojang keys rotate` again in {JWKS_MAX_AGE}s "
+                "(or pass --force to rotate anyway)",
+                1,
+            )
+        # Retired keys stay published until every token they signed has expired.
+        new = keyset.rotate(
+            now=now,
+            keep_for=_keep_for(settings),
+            min_lead=0.0 if force else float(JWKS_MAX_AGE),
+        )
+        keyset.add_next(now=now)
+        changes = _purge_and_save(keyset, path, now, [("key.rotated", new.kid, {"force": force})])
+    except RotationTooSoon as exc:
+        _fail(
+            f"{exc}. Wait {math.ceil(exc.wait)}s and run it again, "
+            "or pass --force to rotate anyway",
+            1,
+        )
+        return
+    except DojangError as exc:
+        _fail(str(exc), 1)
+        return
+    _record_key_changes(settings, changes)
+    out.print(
+        f"active key is now {new.kid}; running servers pick it up within seconds", highlight=False
+    )
+    _print_purged(changes)
+
+
+# Kids are base64url and may start with "-": an unknown "option" is taken as the kid.
+@keys_app.command("retire", context_settings={"ignore_unknown_options": True})
+def keys_retire(
+    kid: str,
+    now_: bool = typer.Option(
+        False,
+        "--now",
+        help="Compromised key: stop publishing and trusting it at once, and tell subscribers.",
+    ),
+    data_dir: Path | None = DataDirOpt,
+) -> None:
+    """Retire a key that is not active (it stays published until its tokens have expired).
+
+    ``--now`` is for a compromised key: it is retired with no keep time, purged from the file
+    and a ``key.retired`` revocation event is published, so subscribed verifiers refuse its
+    tokens at once even while their cached JWKS still lists it. The active key cannot be
+    retired: rotate first (``dojang keys rotate --force`` if it is compromised).
+    """
     import time
 
     from dojang.jose import KeySet
@@ -650,22 +780,34 @@ def keys_rotate(data_dir: Path | None = DataDirOpt) -> None:
     try:
         keyset = KeySet.load(path)
         now = time.time()
-        # Retired keys stay published until every token they signed has expired.
-        new = keyset.rotate(now=now, keep_for=float(settings.access_token_ttl) + 300)
-        keyset.add_next(now=now)
-        keyset.save(path)
+        keep = 0.0 if now_ else _keep_for(settings)
+        keyset.retire(kid, now=now, keep_for=keep)
+        record = ("key.retired", kid, {"immediate": now_, "keep_until": now + keep})
+        changes = _purge_and_save(keyset, path, now, [record])
     except DojangError as exc:
         _fail(str(exc), 1)
         return
-    _audit_key_change(settings, "key.rotated", new.kid)
-    out.print(
-        f"active key is now {new.kid}; running servers pick it up within seconds", highlight=False
-    )
+    events: list[Event] = []
+    if now_:
+        from dojang.events import Event
+        from dojang.server.services import TOKEN_HORIZON
+
+        events.append(Event("key.retired", {"kid": kid}, now + TOKEN_HORIZON, now))
+    _record_key_changes(settings, changes, events)
+    if now_:
+        out.print(
+            f"retired and purged {kid}; running servers drop it within seconds, and the "
+            "key.retired event makes subscribed verifiers refuse its tokens at once",
+            highlight=False,
+        )
+    else:
+        out.print(f"retired {kid}", highlight=False)
+    _print_purged([c for c in changes if c[1] != kid or not now_])
 
 
-@keys_app.command("retire")
-def keys_retire(kid: str, data_dir: Path | None = DataDirOpt) -> None:
-    """Retire a key now (it stays published until its tokens have expired)."""
+@keys_app.command("purge")
+def keys_purge(data_dir: Path | None = DataDirOpt) -> None:
+    """Remove retired keys whose keep-until time has passed from the key file."""
     import time
 
     from dojang.jose import KeySet
@@ -674,20 +816,18 @@ def keys_retire(kid: str, data_dir: Path | None = DataDirOpt) -> None:
     path = _keyset_path(settings)
     try:
         keyset = KeySet.load(path)
-        keyset.retire(kid, now=time.time(), keep_for=float(settings.access_token_ttl) + 300)
-        keyset.save(path)
+        gone = keyset.purge(now=time.time())
+        if gone:  # an unchanged file is not rewritten (servers would reload it for nothing)
+            keyset.save(path)
     except DojangError as exc:
         _fail(str(exc), 1)
         return
-    _audit_key_change(settings, "key.retired", kid)
-    out.print(f"retired {kid}", highlight=False)
-
-
-def _audit_key_change(settings: Settings, action: str, kid: str) -> None:
-    async def go(svc: Any) -> None:
-        await svc.audit.record(action, actor=_operator(), subject=kid)
-
-    _run(_with_services(settings, go))
+    if not gone:
+        out.print("no retired key has expired; nothing purged", highlight=False)
+        return
+    changes: list[_KeyChange] = [("key.purged", kid, {}) for kid in gone]
+    _record_key_changes(settings, changes)
+    _print_purged(changes)
 
 
 # --- audit ------------------------------------------------------------------------------------

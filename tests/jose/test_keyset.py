@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from dojang.clock import FrozenClock
 from dojang.errors import KeyFileError, MalformedToken, UnknownKey
 from dojang.jose import Key, KeySet, sign_compact, verify_compact
 from dojang.jose.jwk import PRIVATE_MEMBERS
+from dojang.jose.keyset import RotationTooSoon
 
 PUBLIC_MEMBERS = {"kty", "crv", "x", "y", "n", "e", "kid", "alg", "use"}
 
@@ -44,6 +46,7 @@ def test_generate_has_one_active_key() -> None:
             "alg": "ES256",
             "state": "active",
             "created_at": 5.0,
+            "published_at": 5.0,
             "retire_after": None,
         }
     ]
@@ -120,6 +123,8 @@ def test_load_corrupt_file_names_it(tmp_path: Path, content: bytes) -> None:
         lambda d: d["keys"][0].update(created_at="yesterday"),
         lambda d: d["keys"][0].update(created_at=True),
         lambda d: d["keys"][0].update(retire_after="never"),
+        lambda d: d["keys"][0].update(published_at="soon"),
+        lambda d: d["keys"][0].update(published_at=float("inf")),
         lambda d: d["keys"][0].update(state="retired", retire_after=None),
         lambda d: d["keys"][0].update(jwk="x"),
         lambda d: d["keys"][0]["jwk"].pop("d"),  # public only: cannot sign, fails self-test
@@ -203,17 +208,154 @@ def test_add_next_with_explicit_alg_and_bad_alg() -> None:
         other.add_next("RS256", now=1.0)
 
 
-def test_retire_and_no_active_key() -> None:
+def test_retire_refuses_the_active_key_and_unknown_kids() -> None:
+    """Retiring the active key would leave nothing to sign with: rotate first."""
     keyset = KeySet.generate(now=0.0)
-    kid = keyset.active.kid
-    keyset.retire(kid, now=1.0, keep_for=0.0)
-    with pytest.raises(KeyFileError, match="no active"):
-        _ = keyset.active
+    active = keyset.active
+    with pytest.raises(KeyFileError, match="active signing key; rotate first"):
+        keyset.retire(active.kid, now=1.0, keep_for=0.0)
+    assert keyset.active is active and keyset.describe()[0]["state"] == "active"
     with pytest.raises(UnknownKey):
         keyset.retire("nope", now=1.0, keep_for=0.0)
-    assert keyset.purge(now=1.0) == [kid]
-    assert keyset.rotate(now=2.0).is_private
-    assert len(keyset) == 1
+    with pytest.raises(KeyFileError, match="no active"):
+        _ = KeySet().active
+
+
+def test_retire_next_key_now_then_purge() -> None:
+    keyset = KeySet.generate(now=0.0)
+    upcoming = keyset.add_next(now=1.0)
+    keyset.retire(upcoming.kid, now=2.0, keep_for=0.0)
+    assert keyset.upcoming is None
+    assert keyset.purge(now=2.0) == [upcoming.kid]
+    assert keyset.keys() == [keyset.active]
+
+
+def test_retire_never_extends_a_keep_time() -> None:
+    """Retiring a retired key again (e.g. with --now) can only bring its end closer."""
+    keyset = KeySet.generate(now=0.0)
+    old = keyset.active
+    keyset.add_next(now=0.0)
+    keyset.rotate(now=10.0, keep_for=100.0)
+    keyset.retire(old.kid, now=20.0, keep_for=1000.0)
+    assert keyset.describe()[0]["retire_after"] == 110.0
+    keyset.retire(old.kid, now=30.0, keep_for=0.0)
+    assert keyset.describe()[0]["retire_after"] == 30.0
+    assert keyset.purge(now=30.0) == [old.kid]
+
+
+def test_load_refuses_a_file_without_an_active_key(tmp_path: Path) -> None:
+    keyset = KeySet.generate(now=0.0)
+    keyset.add_next(now=1.0)
+    path = _saved(tmp_path, keyset)
+    _rewrite(path, lambda d: d["keys"][0].update(state="retired", retire_after=50.0))
+    with pytest.raises(KeyFileError, match=r"keys\.json: key file has no active key"):
+        KeySet.load(path)
+
+
+# --- retired keys expire at use time -------------------------------------------------------
+
+
+def _rotated(now: float = 0.0, keep_for: float = 100.0) -> tuple[KeySet, Key, str]:
+    """A key set whose first key was retired at ``now + 20`` until ``now + 20 + keep_for``,
+    and a token that key signed."""
+    keyset = KeySet.generate(now=now)
+    old = keyset.active
+    token = sign_compact({"n": 1}, old, typ="x")
+    keyset.add_next(now=now + 10)
+    keyset.rotate(now=now + 20, keep_for=keep_for)
+    return keyset, old, token
+
+
+def test_expired_retired_key_neither_verifies_nor_publishes_before_purge() -> None:
+    """A retired (possibly compromised) key must die at its keep-until time, even if nobody
+    rewrites the key file."""
+    keyset, old, token = _rotated()
+    assert keyset.get(old.kid, now=119.0) is old
+    assert old.kid in [k["kid"] for k in keyset.public_jwks(now=119.0)["keys"]]
+    with pytest.raises(UnknownKey):
+        keyset.get(old.kid, now=120.0)
+    published = [k["kid"] for k in keyset.public_jwks(now=120.0)["keys"]]
+    assert published == [keyset.active.kid]
+    held = keyset.keys()
+    assert old in held  # still in the file until purged
+    # Without a clock or an explicit now the views do not look at the time.
+    assert verify_compact(token, keyset, ["EdDSA"])
+
+
+def test_clock_of_a_loaded_key_set_drives_expiry(tmp_path: Path) -> None:
+    clock = FrozenClock(1000.0)
+    keyset, old, token = _rotated(now=1000.0)
+    path = _saved(tmp_path, keyset)
+    loaded = KeySet.load(path, clock=clock)
+    assert loaded.clock is clock
+    assert verify_compact(token, loaded, ["EdDSA"])  # retired, still within its keep time
+    assert old.kid in loaded
+    clock.advance(119.0)  # t = 1119: keep-until is 1120
+    assert verify_compact(token, loaded, ["EdDSA"])
+    clock.advance(1.0)
+    with pytest.raises(UnknownKey):
+        verify_compact(token, loaded, ["EdDSA"])
+    assert old.kid not in loaded
+    assert old.kid not in {k["kid"] for k in loaded.public_jwks()["keys"]}
+    assert loaded.active.kid in {k["kid"] for k in loaded.public_jwks()["keys"]}
+    # An explicit now overrides the clock (a caller judging another moment).
+    assert loaded.get(old.kid, now=1100.0).kid == old.kid
+    assert loaded.purge(now=clock.now()) == [old.kid]
+
+
+def test_active_and_next_keys_never_expire() -> None:
+    keyset, _, _ = _rotated()
+    upcoming = keyset.add_next(now=30.0)
+    far = 10.0**9
+    assert keyset.get(keyset.active.kid, now=far) is keyset.active
+    assert keyset.get(upcoming.kid, now=far) is upcoming
+    assert len(keyset.public_jwks(now=far)["keys"]) == 2
+
+
+# --- rotation lead time ---------------------------------------------------------------------
+
+
+def test_rotate_refuses_a_next_key_published_too_recently() -> None:
+    """A key that signs before every JWKS cache holds it mints tokens verifiers reject."""
+    keyset = KeySet.generate(now=0.0)
+    first = keyset.active
+    upcoming = keyset.add_next(now=1000.0)
+    before = keyset.describe()
+    with pytest.raises(RotationTooSoon, match="published 299s ago") as caught:
+        keyset.rotate(now=1299.0, min_lead=300.0)
+    assert caught.value.wait == pytest.approx(1.0)
+    assert isinstance(caught.value, KeyFileError)
+    assert keyset.describe() == before and keyset.active is first  # nothing changed
+    assert keyset.rotate(now=1300.0, min_lead=300.0) is upcoming
+    # min_lead=0 (``--force``) skips the check.
+    other = KeySet.generate(now=0.0)
+    fresh = other.add_next(now=50.0)
+    assert other.rotate(now=50.0) is fresh
+
+
+def test_rotate_with_lead_time_needs_a_published_next_key() -> None:
+    keyset = KeySet.generate(now=0.0)
+    with pytest.raises(RotationTooSoon, match="no next key") as caught:
+        keyset.rotate(now=5000.0, min_lead=300.0)
+    assert caught.value.wait == 300.0
+    assert keyset.upcoming is None and len(keyset) == 1
+
+
+def test_published_at_is_saved_and_old_files_fall_back_to_created_at(tmp_path: Path) -> None:
+    keyset = KeySet.generate(now=0.0)
+    upcoming = keyset.add_next(now=40.0)
+    path = _saved(tmp_path, keyset)
+    document = json.loads(path.read_text())
+    assert [k["published_at"] for k in document["keys"]] == [0.0, 40.0]
+    # A file written before published_at existed: the next key was published when added.
+    _rewrite(path, lambda d: [k.pop("published_at") for k in d["keys"]])
+    loaded = KeySet.load(path)
+    assert loaded.describe()[1]["published_at"] == 40.0
+    with pytest.raises(RotationTooSoon):
+        loaded.rotate(now=339.0, min_lead=300.0)
+    assert loaded.rotate(now=340.0, min_lead=300.0).kid == upcoming.kid
+    loaded.save(path)
+    assert "published_at" in json.loads(path.read_text())["keys"][0]
 
 
 def test_public_jwks_never_leaks_private_members() -> None:

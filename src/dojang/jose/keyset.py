@@ -1,9 +1,15 @@
 """``KeySet``: an ordered set of keys with rotation states, a key file and a public JWKS.
 
 Rotation (DESIGN.md "Key rotation"): a *next* key is published in the JWKS before it signs, so
-every verifier has it cached by the time it becomes *active*; the old active key becomes
-*retired* and stays published until ``retire_after`` (the longest lifetime of a token it
-signed), then ``purge`` drops it. Verifiers look keys up by ``kid`` only, never by trial.
+every verifier has it cached by the time it becomes *active* (``rotate(min_lead=...)`` refuses
+to promote a key published too recently); the old active key becomes *retired* and stays
+published until ``retire_after`` (the longest lifetime of a token it signed), then ``purge``
+drops it from the file. Verifiers look keys up by ``kid`` only, never by trial.
+
+A retired key past its ``retire_after`` is dead *at use time*, whether or not anyone has purged
+the file yet: ``get``, ``in`` and ``public_jwks`` ignore it, judged by an explicit ``now`` or by
+the key set's injected ``clock``. A compromised key that was retired but not yet purged can
+therefore never verify again once its keep-until time has passed.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
 
+from dojang.clock import Clock
 from dojang.errors import DojangError, InvalidToken, KeyFileError, MalformedToken, UnknownKey
 from dojang.jose._json import parse_json_object
 from dojang.jose.algorithms import SIGNING_ALGORITHMS
 from dojang.jose.jwk import PRIVATE_MEMBERS, Key
 
-__all__ = ["MAX_JWKS_KEYS", "KeySet", "KeyState"]
+__all__ = ["MAX_JWKS_KEYS", "KeySet", "KeyState", "RotationTooSoon"]
 
 KeyState = Literal["next", "active", "retired", "published"]
 _FILE_STATES = frozenset({"next", "active", "retired"})
@@ -32,12 +39,36 @@ MAX_JWKS_KEYS = 64
 _SELF_TEST = b"dojang key self-test"
 
 
+class RotationTooSoon(KeyFileError):
+    """The next key has not been published long enough for every JWKS cache to hold it.
+
+    ``wait`` is how many more seconds the key must stay published before it may sign.
+    """
+
+    code = "rotation_too_soon"
+
+    def __init__(self, message: str, *, wait: float) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
 @dataclass
 class _Entry:
     key: Key
     state: KeyState
     created_at: float
     retire_after: float | None = None
+    # When the key first appeared in the JWKS; older key files lack it (see _load_document).
+    published_at: float = 0.0
+
+    def expired(self, now: float | None) -> bool:
+        """A retired key whose keep-until time has passed: it must neither verify nor publish."""
+        return (
+            now is not None
+            and self.state == "retired"
+            and self.retire_after is not None
+            and self.retire_after <= now
+        )
 
 
 def _is_time(value: object) -> bool:
@@ -48,16 +79,20 @@ class KeySet:
     """Keys by ``kid`` with rotation states ``next``, ``active`` and ``retired``.
 
     Key sets built by ``from_jwks`` hold public keys in state ``published``: they verify but
-    never sign. ``rejected`` lists why hostile JWKS entries were skipped.
+    never sign. ``rejected`` lists why hostile JWKS entries were skipped. ``clock``, when set,
+    is the time source for the use-time expiry of retired keys (``get``, ``in``,
+    ``public_jwks``) whenever no explicit ``now`` is passed; without it (and without ``now``)
+    those views do not look at the time at all.
     """
 
-    __slots__ = ("_by_kid", "_entries", "rejected")
+    __slots__ = ("_by_kid", "_entries", "clock", "rejected")
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock | None = None) -> None:
         """Create an empty key set; use ``generate``, ``load`` or ``from_jwks``."""
         self._entries: list[_Entry] = []
         self._by_kid: dict[str, _Entry] = {}
         self.rejected: list[str] = []
+        self.clock = clock
 
     def __repr__(self) -> str:
         states = ", ".join(f"{e.key.kid}:{e.state}" for e in self._entries)
@@ -71,11 +106,18 @@ class KeySet:
 
     # --- construction --------------------------------------------------------------------
 
+    def _now(self, now: float | None) -> float | None:
+        if now is not None:
+            return float(now)
+        return None if self.clock is None else self.clock.now()
+
     @classmethod
-    def generate(cls, alg: str = "EdDSA", *, now: float = 0.0) -> KeySet:
-        """Return a key set with one freshly generated active key."""
-        keyset = cls()
-        keyset._add(_Entry(Key.generate(alg), "active", float(now)))
+    def generate(
+        cls, alg: str = "EdDSA", *, now: float = 0.0, clock: Clock | None = None
+    ) -> KeySet:
+        """Return a key set with one freshly generated active key (published at ``now``)."""
+        keyset = cls(clock=clock)
+        keyset._add(_Entry(Key.generate(alg), "active", float(now), published_at=float(now)))
         return keyset
 
     @classmethod
@@ -120,11 +162,13 @@ class KeySet:
         return keyset
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> KeySet:
+    def load(cls, path: str | os.PathLike[str], *, clock: Clock | None = None) -> KeySet:
         """Load a key file written by ``save``; KeyFileError naming the file on any problem.
 
         Every private key is self-tested (sign, then verify with the public key from the file)
-        so a mismatched or wrong-curve key refuses to start instead of minting bad tokens.
+        so a mismatched or wrong-curve key refuses to start instead of minting bad tokens. A
+        file without an active key is refused too: nothing could sign. ``clock`` is kept for
+        the use-time expiry of retired keys (see the class docstring).
         """
         name = os.fspath(path)
         try:
@@ -135,7 +179,7 @@ class KeySet:
             document = parse_json_object(data, "key file")
         except MalformedToken as exc:
             raise KeyFileError(f"{name}: corrupt key file: {exc}") from None
-        keyset = cls()
+        keyset = cls(clock=clock)
         try:
             keyset._load_document(document)
         except DojangError as exc:
@@ -156,10 +200,15 @@ class KeySet:
                 raw.get("created_at"),
                 raw.get("retire_after"),
             )
+            # Files written before published_at existed: a key was published when it was
+            # added to the file (servers reload it within seconds), i.e. at created_at.
+            published_at = raw.get("published_at", created_at)
             if state not in _FILE_STATES:
                 raise KeyFileError(f"keys[{index}]: state must be next, active or retired")
             if not _is_time(created_at) or not (retire_after is None or _is_time(retire_after)):
                 raise KeyFileError(f"keys[{index}]: created_at/retire_after must be numbers")
+            if not _is_time(published_at):
+                raise KeyFileError(f"keys[{index}]: published_at must be a number")
             if state == "retired" and retire_after is None:
                 raise KeyFileError(f"keys[{index}]: a retired key needs retire_after")
             jwk = raw.get("jwk")
@@ -175,11 +224,14 @@ class KeySet:
                     cast(KeyState, state),
                     float(cast(float, created_at)),
                     None if retire_after is None else float(cast(float, retire_after)),
+                    float(cast(float, published_at)),
                 )
             )
         counts = {s: sum(e.state == s for e in self._entries) for s in ("active", "next")}
         if counts["active"] > 1 or counts["next"] > 1:
             raise KeyFileError("key file has more than one active or next key")
+        if counts["active"] == 0:
+            raise KeyFileError("key file has no active key: nothing could sign tokens")
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the private key file atomically (temp file + ``os.replace``), mode 0600."""
@@ -192,6 +244,7 @@ class KeySet:
                     "jwk": e.key.private_jwk(),
                     "state": e.state,
                     "created_at": e.created_at,
+                    "published_at": e.published_at,
                     "retire_after": e.retire_after,
                 }
                 for e in self._entries
@@ -227,40 +280,62 @@ class KeySet:
                 return entry.key
         raise KeyFileError("the key set has no active signing key")
 
-    def get(self, kid: str) -> Key:
-        """Return the key with ``kid`` (any state); UnknownKey if absent."""
+    @property
+    def upcoming(self) -> Key | None:
+        """The published *next* key, or None."""
+        entry = self._next_entry()
+        return None if entry is None else entry.key
+
+    def _next_entry(self) -> _Entry | None:
+        return next((e for e in self._entries if e.state == "next"), None)
+
+    def get(self, kid: str, *, now: float | None = None) -> Key:
+        """Return the usable key with ``kid``; UnknownKey if absent or expired.
+
+        A retired key whose ``retire_after`` is at or before ``now`` (default: the key set's
+        clock, if any) is treated as absent even though the file still holds it.
+        """
         entry = self._by_kid.get(kid)
-        if entry is None:
+        if entry is None or entry.expired(self._now(now)):
             raise UnknownKey(f"no trusted key with kid {kid!r:.70}")
         return entry.key
 
     def __contains__(self, kid: object) -> bool:
-        return isinstance(kid, str) and kid in self._by_kid
+        """True if ``kid`` names a usable key now (same rule as ``get``)."""
+        if not isinstance(kid, str):
+            return False
+        entry = self._by_kid.get(kid)
+        return entry is not None and not entry.expired(self._now(None))
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def keys(self) -> list[Key]:
-        """All keys, in insertion order."""
+        """All keys held (expired retired ones included until purged), in insertion order."""
         return [e.key for e in self._entries]
 
-    def public_jwks(self) -> dict[str, list[dict[str, str]]]:
-        """The JWKS to publish: active, next, then retired keys not yet purged.
+    def public_jwks(self, *, now: float | None = None) -> dict[str, list[dict[str, str]]]:
+        """The JWKS to publish: active, next, then retired keys still within their keep time.
 
-        Each entry is built from the public key object, so private members cannot leak.
+        Retired keys past ``retire_after`` at ``now`` (default: the key set's clock, if any)
+        are left out even before ``purge`` removes them from the file. Each entry is built
+        from the public key object, so private members cannot leak.
         """
+        at = self._now(now)
         order = {"active": 0, "next": 1, "published": 1, "retired": 2}
         ranked = sorted(self._entries, key=lambda e: order[e.state])
-        return {"keys": [e.key.public_jwk() for e in ranked]}
+        return {"keys": [e.key.public_jwk() for e in ranked if not e.expired(at)]}
 
     def describe(self) -> list[dict[str, object]]:
-        """Rows for ``dojang keys list``: kid, alg, state, created_at, retire_after."""
+        """Rows for ``dojang keys list``: kid, alg, state, created_at, published_at,
+        retire_after."""
         return [
             {
                 "kid": e.key.kid,
                 "alg": e.key.alg,
                 "state": e.state,
                 "created_at": e.created_at,
+                "published_at": e.published_at,
                 "retire_after": e.retire_after,
             }
             for e in self._entries
@@ -281,16 +356,34 @@ class KeySet:
         if alg not in SIGNING_ALGORITHMS:
             raise KeyFileError(f"cannot generate signing keys for {alg!r:.40}")
         key = Key.generate(alg)
-        self._add(_Entry(key, "next", float(now)))
+        self._add(_Entry(key, "next", float(now), published_at=float(now)))
         return key
 
-    def rotate(self, *, now: float, keep_for: float = 900.0) -> Key:
+    def rotate(self, *, now: float, keep_for: float = 900.0, min_lead: float = 0.0) -> Key:
         """Promote *next* to *active* (creating a next key first if none) and retire the old
         active key until ``now + keep_for``. Returns the new active key.
 
         ``keep_for`` must cover the longest lifetime of any token the old key signed.
+        ``min_lead`` (the JWKS cache lifetime) is how long the next key must have been
+        published: a key that signs before every cache holds it produces tokens verifiers
+        reject, so RotationTooSoon is raised instead (also when there is no next key at all).
+        Nothing changes when it is raised.
         """
-        upcoming = next((e for e in self._entries if e.state == "next"), None)
+        upcoming = self._next_entry()
+        if min_lead > 0:
+            if upcoming is None:
+                raise RotationTooSoon(
+                    "no next key is published yet, so none can be promoted safely",
+                    wait=min_lead,
+                )
+            age = float(now) - upcoming.published_at
+            if age < min_lead:
+                raise RotationTooSoon(
+                    f"the next key {upcoming.key.kid} was published {max(age, 0.0):.0f}s ago; "
+                    f"JWKS caches may keep the previous key set for {min_lead:.0f}s, so "
+                    "verifiers might not know it yet",
+                    wait=min_lead - age,
+                )
         if upcoming is None:
             self.add_next(now=now)
             upcoming = self._entries[-1]
@@ -304,21 +397,27 @@ class KeySet:
     def retire(self, kid: str, *, now: float, keep_for: float) -> None:
         """Retire ``kid`` until ``now + keep_for`` (0 for a compromised key, then purge).
 
-        Retiring the active key leaves no signer until ``rotate``. UnknownKey if absent.
+        UnknownKey if absent. KeyFileError for the active key: retiring it would leave nothing
+        to sign with, so ``rotate`` first (it retires the old active key itself). Retiring an
+        already retired key can only shorten its keep time, never extend it.
         """
         entry = self._by_kid.get(kid)
         if entry is None:
             raise UnknownKey(f"no key with kid {kid!r:.70}")
+        if entry.state == "active":
+            raise KeyFileError(
+                f"{kid} is the active signing key; rotate first, then retire it "
+                "(rotation retires the old active key itself)"
+            )
+        until = float(now) + keep_for
+        if entry.state == "retired" and entry.retire_after is not None:
+            until = min(until, entry.retire_after)
         entry.state = "retired"
-        entry.retire_after = float(now) + keep_for
+        entry.retire_after = until
 
     def purge(self, *, now: float) -> list[str]:
         """Drop retired keys whose ``retire_after`` has passed; return their kids."""
-        gone = [
-            e
-            for e in self._entries
-            if e.state == "retired" and e.retire_after is not None and e.retire_after <= now
-        ]
+        gone = [e for e in self._entries if e.expired(float(now))]
         for entry in gone:
             self._entries.remove(entry)
             del self._by_kid[entry.key.kid]

@@ -40,6 +40,10 @@ log = logging.getLogger("dojang.server")
 # Registering an audience takes effect on running servers within this many seconds.
 AUDIENCE_CACHE_SECONDS = 30.0
 
+TOKEN_HORIZON = float(MAX_ACCESS_TTL) + 60.0
+"""How long a revocation event must be kept: the longest access token it can affect, plus
+leeway (every event's ``exp`` is its creation time plus this)."""
+
 
 @dataclass
 class Services:
@@ -107,7 +111,13 @@ class Services:
             self.metrics.revocations_published.labels(kind=ev.kind).inc()
 
     def replace_keys(self, keyset: KeySet) -> None:
-        """Switch to a reloaded key set: new tokens use its active key, checks its keys."""
+        """Switch to a reloaded key set: new tokens use its active key, checks its keys.
+
+        A key set loaded without a clock is given this process's clock, so the use-time
+        expiry of retired keys follows the same time as everything else here.
+        """
+        if keyset.clock is None:
+            keyset.clock = self.clock
         self.keyset = keyset
         self.issuer.keyset = keyset
         self._verifiers.clear()
@@ -138,11 +148,15 @@ class Services:
 
 
 def load_or_create_keys(settings: Settings, clock: Clock) -> KeySet:
-    """Load ``keys.json`` (self-tested), or create it (mode 0600) on first run."""
+    """Load ``keys.json`` (self-tested), or create it (mode 0600) on first run.
+
+    The key set keeps ``clock``: a retired key stops verifying and drops out of the JWKS the
+    moment its keep-until time passes, even before ``dojang keys purge`` rewrites the file.
+    """
     path: Path = settings.keys_path
     if path.exists():
-        return KeySet.load(path)
-    keyset = KeySet.generate(settings.key_alg, now=clock.now())
+        return KeySet.load(path, clock=clock)
+    keyset = KeySet.generate(settings.key_alg, now=clock.now(), clock=clock)
     # Publish the next key from the start, so verifiers already know it when it is promoted.
     keyset.add_next(now=clock.now())
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -162,7 +176,7 @@ async def build_services(
         store = open_session_store(settings.session_store, db)
         revocations = DenyList(clock=clock)
         # Every revocation must outlive the longest token it can affect (plus leeway).
-        token_horizon = float(MAX_ACCESS_TTL) + 60.0
+        token_horizon = TOKEN_HORIZON
 
         forward_tokens = TokenCache()
         metrics = Metrics()
@@ -204,6 +218,7 @@ async def build_services(
                 idle_timeout=settings.session_idle_timeout,
                 absolute_lifetime=settings.session_absolute_lifetime,
                 remember_me_lifetime=settings.session_remember_me_lifetime,
+                remember_me_idle=settings.session_remember_me_idle,
                 touch_interval=settings.session_touch_interval,
                 max_data_bytes=settings.session_max_data_bytes,
             ),

@@ -2,7 +2,10 @@
 
 A ``RevocationView`` answers one question for the verifier. ``DenyList`` is the in-memory
 implementation that a push subscription (SSE or Redis Streams, see ``dojang.events``) feeds with
-``session.revoked``, ``token.revoked`` and ``user.sessions_revoked`` events. Every entry carries
+``session.revoked``, ``token.revoked`` and ``user.sessions_revoked`` events, and with
+``key.retired`` events: a view that also has ``is_key_retired(kid)`` makes the verifier refuse
+every token signed by a key retired at once (a compromised key), even while a cached JWKS still
+lists it. Every entry carries
 the ``exp`` of the longest token it can affect, and is forgotten after it: by then the tokens it
 covered are expired and refused anyway, so the list stays as small as the live token window.
 """
@@ -18,7 +21,7 @@ from dojang.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["DenyList", "RevocationView"]
 
-_Kind = Literal["sid", "jti", "sub"]
+_Kind = Literal["sid", "jti", "sub", "kid"]
 
 
 class RevocationView(Protocol):
@@ -44,10 +47,11 @@ class DenyList:
         self._jtis: dict[str, float] = {}
         # sub -> (before, exp): tokens of sub issued before `before` are revoked until `exp`.
         self._users: dict[str, tuple[float, float]] = {}
+        self._kids: dict[str, float] = {}
         self._expiry: list[tuple[float, _Kind, str]] = []
 
     def __len__(self) -> int:
-        return len(self._sids) + len(self._jtis) + len(self._users)
+        return len(self._sids) + len(self._jtis) + len(self._users) + len(self._kids)
 
     def add_sid(self, sid: str, exp: float) -> None:
         """Deny every token of session ``sid`` until ``exp``."""
@@ -60,6 +64,16 @@ class DenyList:
         with self._lock:
             self._jtis[jti] = max(exp, self._jtis.get(jti, exp))
             self._schedule(exp, "jti", jti)
+
+    def add_kid(self, kid: str, exp: float) -> None:
+        """Deny every token signed by key ``kid`` until ``exp`` (a key retired at once)."""
+        with self._lock:
+            self._kids[kid] = max(exp, self._kids.get(kid, exp))
+            self._schedule(exp, "kid", kid)
+
+    def is_key_retired(self, kid: str) -> bool:
+        """Return True if tokens signed by ``kid`` must be refused whatever the JWKS says."""
+        return kid in self._kids
 
     def revoke_user_before(self, sub: str, before: float, exp: float) -> None:
         """Deny every token of ``sub`` issued before ``before``, remembered until ``exp``.
@@ -113,7 +127,7 @@ class DenyList:
                     del self._users[key]
                     dropped += 1
             else:
-                table = self._sids if kind == "sid" else self._jtis
+                table = {"sid": self._sids, "jti": self._jtis}.get(kind, self._kids)
                 exp = table.get(key)
                 if exp is not None and exp < now:
                     del table[key]

@@ -120,6 +120,14 @@ class Subscription:
         self.check()
         return self.deny.is_revoked(claims)
 
+    def is_key_retired(self, kid: str) -> bool:
+        """True once a ``key.retired`` event named ``kid``: its tokens are refused at once.
+
+        No trust check here: ``is_revoked`` runs for every token that gets further and fails
+        closed while the feed is out of sync, and a stale "retired" only ever denies.
+        """
+        return self.deny.is_key_retired(kid)
+
     def check(self) -> None:
         """Raise RevocationsUnavailable unless in sync and in touch within ``max_stale``."""
         if not self._in_sync:
@@ -217,7 +225,7 @@ class Subscription:
             raise InvalidToken("SET header has no kid")
         keys = self._keys
         if isinstance(keys, StaticKeys):
-            return keys.keyset.get(kid)
+            return keys.keyset.get(kid, now=self._clock.now())
         found = keys.lookup(kid)
         if found is None:
             await keys.arefresh()  # an event signed by a freshly rotated key
@@ -251,7 +259,10 @@ class Subscription:
             self.deny.add_jti(data["jti"], event.exp)
         elif event.kind == "user.sessions_revoked":
             self.deny.revoke_user_before(data["sub"], float(data["before"]), event.exp)
-        # key.retired: the JWKS refresh drops the key; nothing to deny here.
+        elif event.kind == "key.retired":
+            # A key retired at once (compromised): the JWKS we hold, and caches between us and
+            # the issuer, may list it for minutes more; refuse its tokens from now on.
+            self.deny.add_kid(data["kid"], event.exp)
         self.applied += 1
 
 
