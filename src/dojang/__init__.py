@@ -20,6 +20,7 @@ from dojang.errors import (
     TokenTooLarge,
     UnknownKey,
     UnsupportedHeader,
+    WrongSubjectKind,
     WrongTokenType,
 )
 from dojang.jose import Key, KeySet
@@ -49,6 +50,7 @@ __all__ = [
     "UnknownKey",
     "UnsupportedHeader",
     "Verifier",
+    "WrongSubjectKind",
     "WrongTokenType",
     "__version__",
 ]

@@ -18,7 +18,8 @@ responses.
     │   ├── InvalidClaims                iss/aud/sub/required claims wrong
     │   │   ├── ExpiredToken             exp in the past (after leeway)
     │   │   ├── NotYetValid              nbf/iat in the future (after leeway)
-    │   │   └── LifetimeTooLong          exp - iat over the kind's maximum
+    │   │   ├── LifetimeTooLong          exp - iat over the kind's maximum
+    │   │   └── WrongSubjectKind         user token where a service token is required, or reverse
     │   ├── RevokedToken                 jti, sid or user revoked
     │   ├── TokenAlreadyUsed             one-time token replayed
     │   └── KeysUnavailable              no trustworthy keys (JWKS fetch failed past staleness)
@@ -138,6 +139,12 @@ class LifetimeTooLong(InvalidClaims):
     """The token's lifetime exceeds the maximum for its kind."""
 
     code = "lifetime_too_long"
+
+
+class WrongSubjectKind(InvalidClaims):
+    """The token acts for the wrong kind of subject (a user's session vs a service account)."""
+
+    code = "wrong_subject_kind"
 
 
 class RevokedToken(InvalidToken):

@@ -118,6 +118,45 @@ def test_lifetime_over_maximum(verifier: Verifier, key: Key, lifetime: int) -> N
         verifier.verify(forge(header(key), claims(exp=T + lifetime), key))
 
 
+@pytest.mark.parametrize("lifetime", [901, 86_400, 10**9])
+@pytest.mark.parametrize("subject_kind", [None, "service"])
+def test_service_token_lifetime_over_maximum(
+    keyset: KeySet, key: Key, clock: FrozenClock, lifetime: int, subject_kind: str | None
+) -> None:
+    """A forged long-lived service token (client_credentials shape: no `sid`, `sub` ==
+    `client_id`): over the 15-minute access maximum it is refused like a user token."""
+    service = {"sid": DROP, "sub": "svc_reporter", "client_id": "svc_reporter"}
+    v = Verifier(
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        jwks=keyset.public_jwks(),
+        clock=clock,
+        subject_kind=subject_kind,  # type: ignore[arg-type]
+    )
+    with pytest.raises(LifetimeTooLong):
+        v.verify(forge(header(key), claims(exp=T + lifetime, **service), key))
+    assert (
+        v.verify(forge(header(key), claims(exp=T + 900, **service), key))["sub"] == "svc_reporter"
+    )
+
+
+@pytest.mark.parametrize("lifetime", [86_401, 604_801, 10**9])
+async def test_one_time_token_lifetime_over_maximum(
+    keyset: KeySet, key: Key, clock: FrozenClock, lifetime: int
+) -> None:
+    """A forged long-lived one-time link (validly signed, `exp - iat` over the one-time maximum
+    of a day): refused at redemption, and nothing is recorded for its `jti`."""
+    link = claims(aud=ISSUER, purpose="reset", sid=DROP, scope=DROP, client_id=DROP)
+    ott = OneTimeTokens(keyset, MemoryReplayStore(clock=clock), issuer=ISSUER, clock=clock)
+    with pytest.raises(LifetimeTooLong):
+        await ott.redeem(
+            forge(header(key, typ="ott+jwt"), {**link, "exp": T + lifetime}, key), purpose="reset"
+        )
+    # Control: the same link within the maximum (same jti: the refusal did not burn it).
+    within = forge(header(key, typ="ott+jwt"), {**link, "exp": T + 86_400}, key)
+    assert (await ott.redeem(within, purpose="reset"))["jti"] == link["jti"]
+
+
 @pytest.mark.parametrize(
     "iss",
     [

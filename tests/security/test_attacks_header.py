@@ -7,6 +7,7 @@ import hmac
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from dojang.clock import FrozenClock
 from dojang.errors import (
     AlgorithmNotAllowed,
     BadSignature,
@@ -24,7 +26,17 @@ from dojang.errors import (
 )
 from dojang.jose import Key, KeySet
 from dojang.verify import Verifier
-from tests.security.jwt_forge import AUDIENCE, DROP, ISSUER, b64, claims, forge, header, unb64
+from tests.security.jwt_forge import (
+    AUDIENCE,
+    DROP,
+    ISSUER,
+    b64,
+    claims,
+    forge,
+    header,
+    segment,
+    unb64,
+)
 
 ED25519_L = 2**252 + 27742317777372353535851937790883648493
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -173,10 +185,11 @@ def test_embedded_jwk_is_refused(verifier: Verifier, key: Key, signer: str) -> N
 
 class _Counter(BaseHTTPRequestHandler):
     hits = 0
+    body = b'{"keys":[]}'
 
     def do_GET(self) -> None:
         type(self).hits += 1
-        body = b'{"keys":[]}'
+        body = self.body
         self.send_response(200)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
@@ -186,9 +199,10 @@ class _Counter(BaseHTTPRequestHandler):
         return
 
 
-@pytest.fixture
-def trap_server() -> Iterator[tuple[str, type[_Counter]]]:
-    handler = type("Trap", (_Counter,), {"hits": 0})
+@contextmanager
+def _counting_server(body: bytes) -> Iterator[tuple[str, type[_Counter]]]:
+    """A loopback endpoint answering ``body`` to every GET and counting the requests."""
+    handler = type("Counting", (_Counter,), {"hits": 0, "body": body})
     server = HTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
@@ -198,6 +212,12 @@ def trap_server() -> Iterator[tuple[str, type[_Counter]]]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def trap_server() -> Iterator[tuple[str, type[_Counter]]]:
+    with _counting_server(b'{"keys":[]}') as trap:
+        yield trap
 
 
 @pytest.mark.parametrize("param", ["jku", "x5u"])
@@ -216,6 +236,32 @@ async def test_jku_and_x5u_make_no_request(
     with pytest.raises(InvalidToken):
         v.verify(forge(header(key, kid="not-ours", **{param: url}), claims(), key))
     assert handler.hits == 0
+
+
+@pytest.mark.parametrize("param", ["jku", "x5u"])
+async def test_jku_and_x5u_make_no_request_with_a_remote_jwks(
+    keyset: KeySet,
+    key: Key,
+    clock: FrozenClock,
+    trap_server: tuple[str, type[_Counter]],
+    param: str,
+) -> None:
+    """SSRF/key injection via `jku`/`x5u` against a verifier that does fetch keys over HTTP:
+    the header URL is never fetched, and the token does not even trigger the configured JWKS
+    fetch (no refetch storm on the real endpoint either)."""
+    trap_url, trap = trap_server
+    with _counting_server(json.dumps(keyset.public_jwks()).encode()) as (jwks_url, jwks):
+        v = Verifier(issuer=ISSUER, audience=AUDIENCE, jwks=jwks_url, jwks_cooldown=0, clock=clock)
+        for kid in (key.kid, "not-ours"):
+            token = forge(header(key, kid=kid, **{param: trap_url}), claims(), key)
+            with pytest.raises(UnsupportedHeader):
+                v.verify(token)
+            with pytest.raises(UnsupportedHeader):
+                await v.averify(token)
+        assert trap.hits == 0 and jwks.hits == 0
+        # Control: the same verifier does fetch its configured JWKS for a clean token.
+        assert v.verify(forge(header(key), claims(), key))["sub"] == "user-1"
+        assert jwks.hits == 1 and trap.hits == 0
 
 
 def test_x5c_is_refused(verifier: Verifier, key: Key) -> None:
@@ -299,22 +345,50 @@ def test_ed25519_non_canonical_s(verifier: Verifier, key: Key) -> None:
 
 
 @pytest.mark.parametrize(
-    "extra",
+    "crit",
     [
         {"crit": ["exp"], "exp": 0},
-        {"crit": ["b64"], "b64": False},
-        {"b64": False},
+        {"crit": ["x-dojang-policy"], "x-dojang-policy": "strict"},
+        {"crit": ["kid"]},
         {"crit": []},
-        {"zip": "DEF"},
-        {"cty": "JWT"},
-        {"enc": "A256GCM"},
+        {"crit": "exp", "exp": 0},
     ],
-    ids=["crit_exp", "crit_b64", "b64_false", "crit_empty", "zip", "cty_nested", "enc_jwe"],
+    ids=["extension_exp", "private_extension", "registered_name", "empty_list", "not_a_list"],
+)
+def test_crit_header_is_refused(verifier: Verifier, key: Key, crit: dict[str, object]) -> None:
+    """`crit` (RFC 7515 §4.1.11): a token demanding extension semantics the verifier does not
+    implement. Ignoring `crit` silently drops whatever the extension meant to restrict."""
+    with pytest.raises(UnsupportedHeader):
+        verifier.verify(forge(header(key, **crit), claims(), key))
+
+
+@pytest.mark.parametrize("form", ["unencoded", "detached", "encoded", "without_crit", "b64_true"])
+def test_unencoded_payload_b64_false_is_refused(verifier: Verifier, key: Key, form: str) -> None:
+    """RFC 7797 `b64: false` (unencoded payload): the signature covers the raw payload bytes,
+    so the same token bytes get a second meaning. Refused in every spelling: raw payload in
+    the token, detached payload, base64url payload, without `crit`, and even `b64: true`."""
+    raw = b'{"sub":"user-1","scope":"orders:admin"}'
+    if form in ("without_crit", "b64_true"):
+        token = forge(header(key, b64=form == "b64_true"), claims(), key)
+    else:
+        head = segment(header(key, b64=False, crit=["b64"]))
+        # RFC 7797 §3: JWS Signing Input = ASCII(BASE64URL(header)) || '.' || payload bytes.
+        signature = b64(key.sign(head.encode("ascii") + b"." + raw))
+        middle = {"unencoded": raw.decode(), "detached": "", "encoded": b64(raw)}[form]
+        token = f"{head}.{middle}.{signature}"
+    with pytest.raises(UnsupportedHeader):
+        verifier.verify(token)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"zip": "DEF"}, {"cty": "JWT"}, {"enc": "A256GCM"}],
+    ids=["zip", "cty_nested", "enc_jwe"],
 )
 def test_unsupported_header_parameters(
     verifier: Verifier, key: Key, extra: dict[str, object]
 ) -> None:
-    """`crit`, unencoded payloads (RFC 7797 `b64: false`), compression and nested JWTs."""
+    """Compression (`zip`), nested JWTs (`cty: JWT`) and JWE headers (`enc`) in a JWS."""
     with pytest.raises(UnsupportedHeader):
         verifier.verify(forge(header(key, **extra), claims(), key))
 

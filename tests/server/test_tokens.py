@@ -30,7 +30,9 @@ class Clients:
 @pytest.fixture
 async def clients(env: Env) -> Clients:
     reg = env.services.clients
-    await reg.add_audience("orders-api", "orders:read orders:write")
+    # payments:* on orders-api: scopes a user can put in an orders-api token to let the orders
+    # service act on them downstream (token exchange only ever narrows what the token holds).
+    await reg.add_audience("orders-api", "orders:read orders:write payments:charge payments:refund")
     await reg.add_audience("payments-api", "payments:charge payments:refund")
     orders, orders_secret = await reg.add_client(
         "orders-service", grants={"payments-api": "payments:charge"}, serves="orders-api"
@@ -185,7 +187,7 @@ async def test_token_endpoint_refuses_json_and_oversized_bodies(env: Env, client
 async def test_token_exchange_narrows_to_the_downstream_audience(
     env: Env, clients: Clients
 ) -> None:
-    user_token = await _session_token(env)
+    user_token = await _session_token(env, scope="orders:read payments:charge")
     resp = await env.client.post(
         "/oauth2/token",
         data={
@@ -204,6 +206,8 @@ async def test_token_exchange_narrows_to_the_downstream_audience(
     exchanged = _verifier(env, "payments-api").verify(body["access_token"])
     assert exchanged["sub"] == original["sub"] and exchanged["sid"] == original["sid"]
     assert exchanged["act"] == {"sub": clients.orders_id}
+    assert exchanged["client_id"] == clients.orders_id
+    assert exchanged["scope"] == body["scope"] == "payments:charge"
     assert exchanged["exp"] <= original["exp"]
     wider = await env.client.post(
         "/oauth2/token",
@@ -217,6 +221,88 @@ async def test_token_exchange_narrows_to_the_downstream_audience(
         headers=_basic(clients.orders_id, clients.orders_secret),
     )
     assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+
+
+async def _exchange(env: Env, clients: Clients, subject: str, **extra: str) -> httpx.Response:
+    """orders-service exchanges ``subject`` for a payments-api token."""
+    data = {
+        "grant_type": EXCHANGE,
+        "subject_token": subject,
+        "subject_token_type": AT,
+        "audience": "payments-api",
+        **extra,
+    }
+    return await env.client.post(
+        "/oauth2/token", data=data, headers=_basic(clients.orders_id, clients.orders_secret)
+    )
+
+
+async def test_token_exchange_never_widens_the_subject_scope(env: Env, clients: Clients) -> None:
+    """Exchange narrows: the new scope must be in the client's grant AND in the subject token."""
+    read_only = await _session_token(env, scope="orders:read")
+    # An orders:read token does not become payments:charge, asked for or by default.
+    asked = await _exchange(env, clients, read_only, scope="payments:charge")
+    assert asked.status_code == 400 and asked.json()["error"] == "invalid_scope"
+    assert "not granted by the subject_token: payments:charge" in asked.json()["error_description"]
+    default = await _exchange(env, clients, read_only)
+    assert default.status_code == 400 and default.json()["error"] == "invalid_scope"
+    # A scope the token holds but the client's grant lacks is refused too.
+    both = await _session_token(env, scope="payments:charge payments:refund")
+    refund = await _exchange(env, clients, both, scope="payments:refund")
+    assert refund.status_code == 400 and refund.json()["error"] == "invalid_scope"
+    assert "not allowed for this client" in refund.json()["error_description"]
+    # Without a scope parameter the token gets exactly what both allow.
+    narrowed = await _exchange(env, clients, both)
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json()["scope"] == "payments:charge"
+    claims = _verifier(env, "payments-api").verify(narrowed.json()["access_token"])
+    assert claims["scope"] == "payments:charge"
+    # An empty scope parameter would delegate nothing: refused rather than a scope-less token.
+    empty = await _exchange(env, clients, both, scope="")
+    assert empty.status_code == 400 and empty.json()["error"] == "invalid_scope"
+
+
+async def test_token_exchange_subject_must_be_addressed_to_the_client(
+    env: Env, clients: Clients
+) -> None:
+    """A client exchanges only tokens sent to the API it serves, never its own service token."""
+    payments_token = await _session_token(env, audience="payments-api", scope="payments:charge")
+    elsewhere = await _exchange(env, clients, payments_token, scope="payments:charge")
+    assert elsewhere.status_code == 400 and elsewhere.json()["error"] == "invalid_grant"
+    # A service token for orders-api (reporter's) holds orders:read only: nothing to delegate.
+    service = (
+        await env.client.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            headers=_basic(clients.reporter_id, clients.reporter_secret),
+        )
+    ).json()["access_token"]
+    narrowed = await _exchange(env, clients, service, scope="payments:charge")
+    assert narrowed.status_code == 400 and narrowed.json()["error"] == "invalid_scope"
+    # A client serving orders-api that exchanges its own service token is refused cleanly.
+    reg = env.services.clients
+    selfish, secret = await reg.add_client(
+        "selfish", grants={"orders-api": "payments:charge"}, serves="orders-api"
+    )
+    own = (
+        await env.client.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            headers=_basic(selfish.client_id, secret),
+        )
+    ).json()["access_token"]
+    resp = await env.client.post(
+        "/oauth2/token",
+        data={
+            "grant_type": EXCHANGE,
+            "subject_token": own,
+            "subject_token_type": AT,
+            "audience": "orders-api",
+        },
+        headers=_basic(selfish.client_id, secret),
+    )
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
+    assert "own service token" in resp.json()["error_description"]
 
 
 async def test_token_exchange_refusals(env: Env, clients: Clients) -> None:

@@ -173,6 +173,50 @@ async def test_fastapi_dependency(verifier: Verifier, token: str) -> None:
         assert 'scope="orders:admin"' in resp.headers["www-authenticate"]
 
 
+async def test_fastapi_require_without_install_answers_the_uniform_body(
+    verifier: Verifier, token: str
+) -> None:
+    """require(verifier=…) on an app that never called install(): same answers as with it."""
+    bare = FastAPI()
+    read = dojang_fastapi.require("orders:read", verifier=verifier)
+    admin = dojang_fastapi.require("orders:admin", verifier=verifier)
+
+    @bare.get("/orders")
+    # Default-value form: with postponed annotations FastAPI cannot see local names.
+    async def orders(claims: dict[str, Any] = Depends(read)) -> Any:  # noqa: B008
+        return {"sub": claims["sub"]}
+
+    @bare.get("/admin")
+    async def admin_route(claims: dict[str, Any] = Depends(admin)) -> Any:  # noqa: B008
+        return {"sub": claims["sub"]}
+
+    requests: list[tuple[str, dict[str, str]]] = [
+        ("/orders", {}),  # the very first rejection of the bare app, too
+        ("/orders", {"Authorization": "Bearer x.y.z"}),
+        ("/orders", {"Authorization": "Bearer " + token[:-4] + "AAAA"}),
+        ("/admin", {"Authorization": f"Bearer {token}"}),
+    ]
+    bare_transport = httpx.ASGITransport(app=bare)
+    installed_transport = httpx.ASGITransport(app=_fastapi(verifier))
+    async with (
+        httpx.AsyncClient(transport=bare_transport, base_url="http://t") as plain,
+        httpx.AsyncClient(transport=installed_transport, base_url="http://t") as installed,
+    ):
+        for url, headers in requests:
+            got, want = (
+                await plain.get(url, headers=headers),
+                await installed.get(url, headers=headers),
+            )
+            assert got.status_code == want.status_code and got.status_code in (401, 403)
+            assert got.content == want.content
+            assert set(got.json()) == {"error", "detail"}
+            for name in ("www-authenticate", "cache-control", "content-type"):
+                assert got.headers[name] == want.headers[name], name
+        _check_401(await plain.get("/orders"), "missing_token", None)
+        ok = await plain.get("/orders", headers={"Authorization": f"Bearer {token}"})
+        assert ok.json() == {"sub": "u1"}
+
+
 # -- shared mapping ------------------------------------------------------------------------
 
 

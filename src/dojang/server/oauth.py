@@ -160,18 +160,56 @@ async def verify_own_access_token(
 
 
 def _actor(client_id: str, prior: object) -> dict[str, Any]:
+    if isinstance(prior, dict) and prior.get("sub") == client_id:
+        return dict(prior)  # this client already is the current actor: no duplicate link
     act: dict[str, Any] = {"sub": client_id}
     if isinstance(prior, dict):
         act["act"] = prior  # RFC 8693 §4.1: the chain of delegation, newest outermost
     return act
 
 
+def _exchanged_scope(requested: str | None, granted: frozenset[str], subject: object) -> str:
+    """The scope of an exchanged token: within the client's grant AND the subject token's scope.
+
+    Without a ``scope`` parameter the result is everything both allow. It may never be empty:
+    an exchange must delegate something the subject token actually carries.
+    """
+    held = frozenset(subject.split()) if isinstance(subject, str) else frozenset()
+    if requested is None:
+        scopes = set(granted & held)
+    else:
+        try:
+            scopes = set(normalize_scope(requested).split())
+        except InvalidToken:
+            raise OAuthError("invalid_scope", "malformed scope") from None
+        if not scopes <= granted:
+            extra = " ".join(sorted(scopes - granted))[:200]
+            raise OAuthError("invalid_scope", f"scope not allowed for this client: {extra}")
+        if not scopes <= held:
+            # Exchange narrows, never widens: what the user did not put in the subject token
+            # (an orders:read token) cannot appear in the new one (payments:charge).
+            extra = " ".join(sorted(scopes - held))[:200]
+            raise OAuthError("invalid_scope", f"scope not granted by the subject_token: {extra}")
+    if not scopes:
+        raise OAuthError(
+            "invalid_scope", "the subject_token grants no scope this client may use there"
+        )
+    return normalize_scope(sorted(scopes))
+
+
 async def token_exchange(svc: Services, client: Client, form: dict[str, str]) -> dict[str, Any]:
     """RFC 8693: a service that received a user's token gets one for a downstream API.
 
-    The subject token must be addressed to the API this client runs (``serves``); the new
-    token narrows to one audience the client is granted, with scopes within that grant, keeps
-    ``sub`` and ``sid`` (so ending the session kills it too) and never outlives the subject.
+    Exchange only ever narrows (docs/token-exchange.md):
+
+    1. the client must run an API (``serves``, else ``unauthorized_client``) and the subject
+       token must be a live access token addressed to exactly that API (``invalid_grant``
+       otherwise): a client can only exchange tokens that were sent to it;
+    2. the new ``audience`` must be one the client is granted (``invalid_target``);
+    3. the new scope lies within the client's grant for that audience *and* within the
+       subject token's own ``scope`` (``invalid_scope``), and is not empty;
+    4. the new token keeps ``sub`` and ``sid`` (ending the session kills it too), names the
+       client in ``act`` (RFC 8693 §4.1) and never outlives the subject token.
     """
     if client.serves is None:
         raise OAuthError("unauthorized_client", "client is not registered as serving an API")
@@ -193,21 +231,31 @@ async def token_exchange(svc: Services, client: Client, form: dict[str, str]) ->
         claims = await verify_own_access_token(svc, subject, client.serves)
     except InvalidToken as exc:
         raise OAuthError("invalid_grant", f"subject_token rejected: {exc.message}") from None
-    scope = _requested_scope(form.get("scope"), client.grants[audience])
+    scope = _exchanged_scope(form.get("scope"), client.grants[audience], claims.get("scope"))
     remaining = int(float(claims["exp"]) - svc.clock.now())
     ttl = min(svc.issuer.access_ttl, remaining)
     if ttl < 1:
         raise OAuthError("invalid_grant", "subject_token is about to expire")
     sid = claims.get("sid")
-    token = svc.issuer.access_token(
-        sub=str(claims["sub"]),
-        audience=audience,
-        scope=scope,
-        sid=sid if isinstance(sid, str) else None,
-        ttl=ttl,
-        client_id=client.client_id,
-        act=_actor(client.client_id, claims.get("act")),
-    )
+    sub = str(claims["sub"])
+    if not isinstance(sid, str) and sub == client.client_id:
+        # The client's own service token: acting for itself is client_credentials, not
+        # delegation (and the result would be indistinguishable from a service token).
+        raise OAuthError("invalid_grant", "a client cannot exchange its own service token")
+    try:
+        token = svc.issuer.access_token(
+            sub=sub,
+            audience=audience,
+            scope=scope,
+            sid=sid if isinstance(sid, str) else None,
+            ttl=ttl,
+            client_id=client.client_id,
+            act=_actor(client.client_id, claims.get("act")),
+        )
+    except InvalidToken as exc:  # e.g. a delegation chain grown past the token size cap
+        raise OAuthError(
+            "invalid_grant", f"cannot issue the exchanged token: {exc.message}"
+        ) from None
     body = _token_response(token, ttl, scope)
     body["issued_token_type"] = ACCESS_TOKEN_TYPE
     return body

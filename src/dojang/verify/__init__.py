@@ -18,6 +18,7 @@ from dojang.errors import (
     TokenTooLarge,
     UnknownKey,
     UnsupportedHeader,
+    WrongSubjectKind,
     WrongTokenType,
 )
 from dojang.verify.revocation import DenyList, RevocationView
@@ -41,5 +42,6 @@ __all__ = [
     "UnknownKey",
     "UnsupportedHeader",
     "Verifier",
+    "WrongSubjectKind",
     "WrongTokenType",
 ]

@@ -8,16 +8,29 @@ list is not an audience, ``"1800000000"`` is not a time.
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from dojang.errors import (
     ExpiredToken,
     InvalidClaims,
     LifetimeTooLong,
     NotYetValid,
+    WrongSubjectKind,
 )
 
-__all__ = ["MAX_ID_LENGTH", "MAX_NUMERIC_DATE", "check_claims", "numeric_date", "required_date"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_NUMERIC_DATE",
+    "SUBJECT_KINDS",
+    "SubjectKind",
+    "check_claims",
+    "check_subject_kind",
+    "numeric_date",
+    "required_date",
+]
+
+SubjectKind = Literal["user", "service"]
+SUBJECT_KINDS: Final = ("user", "service")
 
 # 9999-12-31T23:59:59Z. Anything later is an attempt to mint a token that never expires or to
 # overflow a consumer's date type, not a real time.
@@ -62,6 +75,23 @@ def _identifier(claims: dict[str, Any], name: str, *, required: bool) -> None:
         raise InvalidClaims(f"{name} claim must be a non-empty string")
 
 
+def check_subject_kind(claims: dict[str, Any], kind: SubjectKind | None) -> None:
+    """Raise WrongSubjectKind unless the token acts for the ``kind`` of subject required.
+
+    User and service tokens share ``typ: at+jwt`` (RFC 9068), so the claims tell them apart,
+    by the same rule as ``dojang.tokens.kinds.token_kind``: a *user* token carries ``sid``, the
+    session it was minted from (directly, or by token exchange on the user's behalf); a
+    *service* token (``client_credentials``) never does. ``None`` accepts both.
+    """
+    if kind is None:
+        return
+    is_user = "sid" in claims
+    if kind == "user" and not is_user:
+        raise WrongSubjectKind("a user token is required; this is a service token (no sid)")
+    if kind == "service" and is_user:
+        raise WrongSubjectKind("a service token is required; this token acts for a user (sid)")
+
+
 def check_claims(
     claims: dict[str, Any],
     *,
@@ -70,6 +100,7 @@ def check_claims(
     now: float,
     leeway: float,
     max_lifetime: float,
+    subject_kind: SubjectKind | None = None,
 ) -> None:
     """Raise an InvalidClaims subclass unless ``claims`` satisfy the policy.
 
@@ -77,7 +108,8 @@ def check_claims(
     (RFC 9068 §4 lets us insist on a single audience, which removes "which one did you mean"
     confusion); ``sub`` and ``jti`` are required non-empty strings, ``sid`` optional; ``exp``
     and ``iat`` are required, ``nbf`` optional; ``leeway`` widens the time checks once;
-    ``exp - iat`` may not exceed ``max_lifetime`` (no leeway: it is not a clock comparison).
+    ``exp - iat`` may not exceed ``max_lifetime`` (no leeway: it is not a clock comparison);
+    ``subject_kind`` optionally insists on a user or a service token (``check_subject_kind``).
     """
     iss = claims.get("iss")
     if type(iss) is not str or iss != issuer:
@@ -107,3 +139,5 @@ def check_claims(
         raise NotYetValid("iat claim is in the future")
     if nbf is not None and nbf > now + leeway:
         raise NotYetValid("token is not valid yet (nbf)")
+    if subject_kind is not None:
+        check_subject_kind(claims, subject_kind)

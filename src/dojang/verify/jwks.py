@@ -5,6 +5,9 @@ Remote JWKS rules (RFC 8725 §3.10 threat model; the URL is configuration, never
 * https only, except plain http to a loopback address for development;
 * no redirects (a redirect could move key discovery to a host the operator never named),
   short timeouts, a response size cap, status 200 only;
+* one overall deadline per fetch (connect, headers and body together), not only per-phase
+  timeouts: a per-read timeout restarts with every byte, so an endpoint that drips one byte
+  per second (or accepts and never answers) would otherwise hold verification indefinitely;
 * the document is parsed strictly and imported entry by entry through ``KeySet.from_jwks``, so
   one hostile entry (``oct`` key, weak RSA, wrong curve) is skipped, not fatal;
 * an unknown ``kid`` triggers at most one fetch per cooldown window, shared by every concurrent
@@ -36,6 +39,10 @@ MAX_JWKS_BYTES: Final = 256 * 1024
 # Keys older than this are refreshed in the background of the next verification, so retired
 # keys drop out and new ones arrive even when no unknown kid forces a fetch.
 REFRESH_AFTER: Final = 300.0
+
+# How much longer than the deadline a caller waits for a fetch run elsewhere (another thread,
+# another caller) to report, so scheduling delays do not turn a completed fetch into a failure.
+_JOIN_SLACK: Final = 0.25
 
 _log = logging.getLogger("dojang.security")
 _LOOPBACK_NAMES = frozenset({"localhost"})
@@ -93,7 +100,12 @@ class _Inflight:
 
 
 class RemoteJwks:
-    """A JWKS URL with caching, cooldown, staleness limit and single-flight fetching."""
+    """A JWKS URL with caching, cooldown, staleness limit and single-flight fetching.
+
+    ``timeout`` bounds each HTTP phase; ``deadline`` (default: ``timeout``) bounds a whole
+    fetch. A fetch that misses it counts as a failed fetch: the last good keys stay in use
+    within ``max_stale``, otherwise verification fails closed with KeysUnavailable.
+    """
 
     def __init__(
         self,
@@ -103,6 +115,7 @@ class RemoteJwks:
         cooldown: float,
         max_stale: float,
         timeout: float,
+        deadline: float | None = None,
         max_bytes: int = MAX_JWKS_BYTES,
     ) -> None:
         problem = check_jwks_url(url)
@@ -114,6 +127,7 @@ class RemoteJwks:
         self._max_stale = max_stale
         self._refresh_after = min(REFRESH_AFTER, max_stale)
         self._timeout = timeout
+        self._deadline = timeout if deadline is None else deadline
         self._max_bytes = max_bytes
         # (keys, time of the last successful fetch); replaced as one tuple so readers on other
         # threads never see keys from one fetch with the timestamp of another.
@@ -185,7 +199,7 @@ class RemoteJwks:
         if inflight is None:
             return
         if not mine:
-            inflight.done.wait(self._timeout + 1.0)
+            inflight.done.wait(self._deadline + _JOIN_SLACK)
             return
         try:
             self._apply(self._fetch_sync())
@@ -195,17 +209,27 @@ class RemoteJwks:
             self._finish(inflight)
 
     def _fetch_sync(self) -> bytes:
-        with (
-            httpx.Client(timeout=self._timeout, follow_redirects=False) as client,
-            client.stream("GET", self.url, headers={"Accept": "application/json"}) as resp,
-        ):
-            self._check_response(resp)
-            body = bytearray()
-            for chunk in resp.iter_bytes():
-                body += chunk
-                if len(body) > self._max_bytes:
-                    raise _FetchFailed(f"response larger than {self._max_bytes} bytes")
-            return bytes(body)
+        # A blocking socket read cannot be given a deadline that spans many reads, so the
+        # fetch runs as the async one (whose deadline cancels it, closing the connection) on a
+        # short-lived thread with its own loop: one fetch per cooldown window at most, and
+        # safe even when the caller itself runs inside an event loop.
+        outcome: list[bytes | Exception] = []
+
+        def run() -> None:
+            try:
+                outcome.append(asyncio.run(self._fetch_async()))
+            except Exception as exc:  # handed to the caller below, which decides
+                outcome.append(exc)
+
+        worker = threading.Thread(target=run, name="dojang-jwks-fetch", daemon=True)
+        worker.start()
+        worker.join(self._deadline + _JOIN_SLACK)
+        if not outcome:
+            raise _FetchFailed(f"no complete answer within {self._deadline:g}s")
+        result = outcome[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     # -- async -----------------------------------------------------------------------------
 
@@ -223,7 +247,7 @@ class RemoteJwks:
             # shield: a cancelled caller must not cancel the fetch the others are waiting on.
             await asyncio.shield(task)
         else:  # a fetch started by a sync caller or on another loop: wait without blocking
-            await asyncio.to_thread(inflight.done.wait, self._timeout + 1.0)
+            await asyncio.to_thread(inflight.done.wait, self._deadline + _JOIN_SLACK)
 
     async def _arun(self, inflight: _Inflight) -> None:
         try:
@@ -234,6 +258,13 @@ class RemoteJwks:
             self._finish(inflight)
 
     async def _fetch_async(self) -> bytes:
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await self._get_async()
+        except TimeoutError:
+            raise _FetchFailed(f"no complete answer within {self._deadline:g}s") from None
+
+    async def _get_async(self) -> bytes:
         async with (
             httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client,
             client.stream("GET", self.url, headers={"Accept": "application/json"}) as resp,

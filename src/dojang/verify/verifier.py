@@ -5,8 +5,9 @@ Order of checks, cheapest-to-reject first but never trusting a claim before its 
 1. compact JWS shape, size cap, strict header (``dojang.jose.decode_segments``);
 2. ``typ`` exactly the expected kind (RFC 8725 §3.11), so a one-time token can never pass as an
    access token or the reverse;
-3. key chosen by ``kid`` only; the key's bound ``alg`` must equal the header's and be in the
-   allow-list (RFC 8725 §3.1); signature;
+3. key chosen by ``kid`` only (a kid the revocation view reports retired at once is refused
+   before any lookup; a retired key past its keep-until time is absent); the key's bound
+   ``alg`` must equal the header's and be in the allow-list (RFC 8725 §3.1); signature;
 4. payload: a strict JSON object; claim policy (``dojang.verify.claims``);
 5. revocation view (``sid``, ``jti``, user cut-off).
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from dojang.clock import SYSTEM_CLOCK, Clock
@@ -34,7 +35,7 @@ from dojang.errors import (
     WrongTokenType,
 )
 from dojang.jose import ALGORITHMS, Key, KeySet, decode_segments, parse_json_object
-from dojang.verify.claims import check_claims
+from dojang.verify.claims import SUBJECT_KINDS, SubjectKind, check_claims
 from dojang.verify.jwks import RemoteJwks, StaticKeys, static_keys
 from dojang.verify.revocation import RevocationView
 from dojang.verify.subscription import Subscription, subscribe
@@ -67,8 +68,18 @@ class Verifier:
     ``http_timeout`` for its first sync) and refuses tokens with ``RevocationsUnavailable``
     while the feed is out of sync or out of touch for longer than ``revocations_max_stale``
     (default ``max_lifetime``). Call ``close()`` (or use ``with Verifier(...)``) to stop it.
+    A view that also has ``is_key_retired(kid)`` (``DenyList`` and the feed do, from
+    ``key.retired`` events) makes every token signed by such a key fail with RevokedToken.
     ``verify``/``averify`` return the claims or raise InvalidToken. ``metrics`` (a
     ``dojang.verify.metrics.VerifierMetrics``) opts into Prometheus counters and gauges.
+
+    ``subject_kind`` makes the API accept only ``"user"`` tokens (minted from a session, or
+    exchanged on a user's behalf: they carry ``sid``) or only ``"service"`` tokens
+    (``client_credentials``: no ``sid``); the other kind raises ``WrongSubjectKind``. Both
+    kinds share ``typ: at+jwt``, so ``typ`` alone cannot make this distinction.
+
+    ``http_timeout`` bounds each JWKS fetch as a whole (connect, headers and body together),
+    not only each phase: an endpoint that hangs or drips bytes fails within it.
     """
 
     def __init__(
@@ -88,6 +99,7 @@ class Verifier:
         jwks_max_stale: float = 3600,
         http_timeout: float = 3,
         metrics: VerifierMetrics | None = None,
+        subject_kind: SubjectKind | None = None,
     ) -> None:
         problems = _config_problems(
             issuer=issuer,
@@ -110,6 +122,10 @@ class Verifier:
             problems.append("revocations: must provide is_revoked(claims) -> bool")
         if not isinstance(jwks, str | Mapping | KeySet):
             problems.append("jwks: must be a JWKS mapping, a KeySet or an https URL")
+        if subject_kind is not None and subject_kind not in SUBJECT_KINDS:
+            problems.append(
+                f"subject_kind: must be 'user', 'service' or None, got {subject_kind!r}"
+            )
         if problems:
             raise ConfigError(problems)
         self.issuer = issuer
@@ -119,6 +135,7 @@ class Verifier:
         self._typ = _normalize_typ(typ)
         self.leeway = float(leeway)
         self.max_lifetime = float(max_lifetime)
+        self.subject_kind: SubjectKind | None = subject_kind
         self._clock = clock
         self._keys: StaticKeys | RemoteJwks
         if isinstance(jwks, str):
@@ -152,6 +169,10 @@ class Verifier:
             self._revocations = self.subscription
         else:
             self._revocations = revocations
+        # Optional part of the view: a RevocationView written before key.retired existed
+        # need not have it.
+        key_check = getattr(self._revocations, "is_key_retired", None)
+        self._key_retired: Callable[[str], bool] | None = key_check if callable(key_check) else None
         # Set by VerifierMetrics.attach; None keeps the hot path at one identity test.
         self.metrics: VerifierMetrics | None = None
         if metrics is not None:
@@ -187,7 +208,8 @@ class Verifier:
             kid = self._check_header(header)
             keys = self._keys
             if isinstance(keys, StaticKeys):
-                key = keys.keyset.get(kid)
+                # A retired key past its keep-until time is absent, by our clock.
+                key = keys.keyset.get(kid, now=self._clock.now())
             else:
                 found = keys.lookup(kid)
                 if found is None:
@@ -214,7 +236,8 @@ class Verifier:
             kid = self._check_header(header)
             keys = self._keys
             if isinstance(keys, StaticKeys):
-                key = keys.keyset.get(kid)
+                # A retired key past its keep-until time is absent, by our clock.
+                key = keys.keyset.get(kid, now=self._clock.now())
             else:
                 found = keys.lookup(kid)
                 if found is None:
@@ -250,6 +273,9 @@ class Verifier:
         if type(kid) is not str:
             # Never "try every key" (or the only key) when kid is absent: explicit selection.
             raise UnknownKey("header has no kid")
+        if self._key_retired is not None and self._key_retired(kid):
+            # key.retired: a compromised key; a cached JWKS may still list it.
+            raise RevokedToken("token is signed by a retired key")
         return kid
 
     def _finish(
@@ -274,6 +300,7 @@ class Verifier:
             now=self._clock.now(),
             leeway=self.leeway,
             max_lifetime=self.max_lifetime,
+            subject_kind=self.subject_kind,
         )
         revocations = self._revocations
         if revocations is not None and revocations.is_revoked(claims):
