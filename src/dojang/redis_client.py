@@ -26,6 +26,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -38,6 +39,7 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 
 from dojang.errors import ConfigError, StoreUnavailable
+from dojang.store_timing import STORE_TIMINGS
 
 __all__ = [
     "REDIS_ERRORS",
@@ -363,11 +365,19 @@ async def redis_guard(client: RedisClient, what: str = "redis") -> AsyncIterator
     asyncio ``RedisCluster`` otherwise breaks connections when many coroutines make its very
     first (or first after an outage) calls at once; the awaited ``initialize()`` is a flag
     check once the client is ready, and takes redis-py's own lock when it is not.
+
+    The block's duration, failures included, is recorded in ``dojang.store_timing`` as a
+    ``redis`` call of ``what`` (one ``perf_counter`` pair and a few integer additions: this
+    wraps the session lookup of every request).
     """
-    with redis_errors_as_unavailable(what):
-        if isinstance(client, RedisCluster):
-            await client.initialize()
-        yield
+    started = perf_counter()
+    try:
+        with redis_errors_as_unavailable(what):
+            if isinstance(client, RedisCluster):
+                await client.initialize()
+            yield
+    finally:
+        STORE_TIMINGS.record(what, "redis", perf_counter() - started)
 
 
 @contextmanager

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from dojang.clock import FrozenClock
 
 from .conftest import Env, make_env
@@ -48,9 +50,17 @@ async def test_idle_expiry_applies(env: Env) -> None:
     assert (await env.client.get("/auth/check")).status_code == 401
 
 
-async def test_post_is_405(env: Env) -> None:
-    resp = await env.client.post("/auth/check")
-    assert resp.status_code == 405
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+async def test_every_method_is_checked_alike(env: Env, method: str) -> None:
+    """Envoy forwards the client's method: each one is checked like GET, with no identity
+    leaking to an anonymous caller and no body read."""
+    anonymous = await env.client.request(method, "/auth/check", content=b'{"x": 1}')
+    assert anonymous.status_code == 401
+    assert "x-dojang-subject" not in anonymous.headers
+    user = (await env.login()).json()["user"]
+    live = await env.client.request(method, "/auth/check", content=b"ignored")
+    assert live.status_code == 200
+    assert live.headers["x-dojang-subject"] == user["id"]
 
 
 async def test_browser_redirect_mode_uses_safe_next(tmp_path: Path, clock: FrozenClock) -> None:

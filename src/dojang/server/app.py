@@ -71,7 +71,8 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
 
 async def _on_dojang_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DojangError)
-    rendered = dojang_error_response(exc)
+    svc = getattr(request.app.state, "services", None)
+    rendered = dojang_error_response(exc, svc.metrics if svc is not None else None)
     if _wants_page(request):
         return _error(request, rendered.status_code, exc.code, exc.message)
     return rendered

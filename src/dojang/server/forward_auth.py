@@ -51,9 +51,13 @@ class ForwardAuth:
 
     def _cookie(self, scope: Scope, name: bytes) -> str | None:
         prefix = name + b"="
+        seen = 0
         for key, value in scope["headers"]:
             if key == b"cookie":
-                if len(value) > _MAX_COOKIE_HEADER:
+                # The cap counts every Cookie header together: several smaller headers must
+                # not add up to more than one oversized header may carry.
+                seen += len(value)
+                if seen > _MAX_COOKIE_HEADER:
                     return None
                 for part in value.split(b";"):
                     part = part.strip()
@@ -84,24 +88,18 @@ class ForwardAuth:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        svc = self._get_services()
         started = perf_counter()
+        svc = self._get_services()
         status = await self._handle(scope, send, svc)
-        metrics = svc.metrics
-        metrics.auth_check_seconds.observe(perf_counter() - started)
-        metrics.auth_check_counter(status).inc()
+        svc.metrics.forward_auth.record(status, perf_counter() - started)
 
     async def _handle(self, scope: Scope, send: Send, svc: Services) -> int:
-        """Answer one check; return the status sent."""
-        if scope["method"] not in ("GET", "HEAD"):
-            await _respond(
-                send,
-                405,
-                [_JSON, _NO_STORE, (b"allow", b"GET, HEAD")],
-                b'{"error":"method_not_allowed","detail":"use GET"}',
-                self._extra,
-            )
-            return 405
+        """Answer one check; return the status sent.
+
+        Every method gets the same answer: Envoy's HTTP ext_authz sends the client's own method
+        (a POST to the app is checked as ``POST /auth/check``), and the check changes nothing
+        whatever the method (no body is read; a token it mints is only cached).
+        """
         cookie = self._cookie(scope, svc.cookies.session_name_bytes)
         try:
             if cookie is None:

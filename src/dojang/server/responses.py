@@ -6,11 +6,14 @@ errors at the edge).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse
 
 from dojang import errors
+
+if TYPE_CHECKING:
+    from dojang.server.metrics import Metrics
 
 # Status per error class; the most specific class listed wins (looked up along the MRO).
 _STATUS: dict[type[errors.DojangError], int] = {
@@ -60,8 +63,14 @@ def status_for(exc: errors.DojangError) -> int:
     return 400
 
 
-def dojang_error_response(exc: errors.DojangError) -> JSONResponse:
-    """Render a typed dojang error; 429s carry ``Retry-After``."""
+def dojang_error_response(exc: errors.DojangError, metrics: Metrics | None = None) -> JSONResponse:
+    """Render a typed dojang error; 429s carry ``Retry-After``.
+
+    With ``metrics``, every store outage answered here (503) is counted in
+    ``dojang_store_errors_total``: this is the one place they become responses.
+    """
+    if metrics is not None and isinstance(exc, errors.StoreUnavailable):
+        metrics.count_store_error(exc)
     headers: dict[str, str] = {}
     if isinstance(exc, errors.Throttled):
         headers["retry-after"] = str(max(1, int(exc.retry_after + 0.999)))

@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from time import perf_counter
 from typing import Any
 
 from sqlalchemy import event, text
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 
 from dojang.errors import ConfigError, StoreUnavailable
 from dojang.storage.sqlite_read import SqliteReader, sqlite_path
+from dojang.store_timing import STORE_TIMINGS
 
 
 def normalize_url(url: str) -> str:
@@ -106,11 +108,14 @@ class Database:
         Fail closed: an unreachable database must never read as "no such row". An
         ``IntegrityError`` passes through: it is an answer (a duplicate), not an outage.
         ``what`` names the store in the message; only the exception's class name is shown.
+        The time from asking to commit (the write queue included: callers wait for it too) is
+        recorded in ``dojang.store_timing`` as a ``write`` of ``what``.
         """
         task = asyncio.current_task()
         if self.is_sqlite and task is not None and _TRANSACTION_TASK.get() is task:
             raise RuntimeError("nested Database.transaction on SQLite would deadlock")
         token = _TRANSACTION_TASK.set(task)
+        started = perf_counter()
         try:
             async with self._write_lock, self.engine.begin() as conn:
                 yield conn
@@ -119,16 +124,23 @@ class Database:
         except (DBAPIError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"{what} did not answer: {type(exc).__name__}") from exc
         finally:
+            STORE_TIMINGS.record(what, "write", perf_counter() - started)
             _TRANSACTION_TASK.reset(token)
 
     @asynccontextmanager
     async def connection(self, what: str = "database") -> AsyncIterator[AsyncConnection]:
-        """A connection for reads, with the same outage mapping as ``transaction``."""
+        """A connection for reads, with the same outage mapping as ``transaction``.
+
+        Its duration is recorded in ``dojang.store_timing`` as a ``read`` of ``what``.
+        """
+        started = perf_counter()
         try:
             async with self.engine.connect() as conn:
                 yield conn
         except (DBAPIError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"{what} did not answer: {type(exc).__name__}") from exc
+        finally:
+            STORE_TIMINGS.record(what, "read", perf_counter() - started)
 
     async def ping(self) -> None:
         """Run ``SELECT 1``; ``StoreUnavailable`` if the database does not answer."""

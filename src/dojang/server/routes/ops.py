@@ -1,4 +1,4 @@
-"""Operations endpoints: liveness and readiness."""
+"""Operations endpoints: liveness, readiness and metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from dojang.errors import StoreUnavailable
 from dojang.server.context import services
-from dojang.server.metrics import may_scrape
+from dojang.server.metrics import is_forwarded, may_scrape
 from dojang.server.responses import error_response, json_ok
 
 router = APIRouter(tags=["operations"])
@@ -30,6 +30,7 @@ async def readyz(request: Request) -> Response:
             await probe()
             checks[name] = "ok"
         except StoreUnavailable as exc:
+            svc.metrics.count_store_error(exc)
             checks[name] = f"unavailable: {exc.message}"
     ready = all(v == "ok" for v in checks.values())
     return json_ok(
@@ -39,12 +40,16 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics: loopback peers, or the ``DOJANG_METRICS_TOKEN`` bearer token."""
+    """Prometheus metrics: loopback peers that are not a relaying proxy, or the
+    ``DOJANG_METRICS_TOKEN`` bearer token."""
     svc = services(request)
     token = svc.settings.metrics_token
     peer = request.client.host if request.client else None
     if not may_scrape(
-        peer, request.headers.get("authorization"), token.get_secret_value() if token else None
+        peer,
+        request.headers.get("authorization"),
+        token.get_secret_value() if token else None,
+        forwarded=is_forwarded(request.headers.keys()),
     ):
         return error_response(
             403,
@@ -52,9 +57,14 @@ async def metrics(request: Request) -> Response:
             "metrics are not public",
             {"www-authenticate": 'Bearer realm="dojang-metrics"'},
         )
-    live = await svc.sessions.store.count_live(svc.clock.now())
-    if live is not None:
-        svc.metrics.active_sessions.set(live)
+    try:
+        live = await svc.sessions.store.count_live(svc.clock.now())
+    except StoreUnavailable as exc:
+        # The scrape still answers (the other metrics matter most during an outage); the
+        # gauge says "unknown" rather than repeat an old count.
+        svc.metrics.count_store_error(exc)
+        live = None
+    svc.metrics.active_sessions.set(float("nan") if live is None else live)
     return Response(
         svc.metrics.render(),
         media_type=svc.metrics.content_type,

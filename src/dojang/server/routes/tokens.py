@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from dojang.jose import decode_segments, parse_json_object
 from dojang.oidc import client_auth
 from dojang.oidc import grants as oidc_grants
 from dojang.server import oauth
@@ -27,6 +28,10 @@ from dojang.server.responses import HTTPError, json_ok
 router = APIRouter(tags=["tokens"])
 FORM_LIMIT = 16 * 1024
 CLIENT_CREDENTIALS = "client_credentials"
+
+JWKS_MAX_AGE = 300
+"""Seconds a cache may keep ``/.well-known/jwks.json``; ``dojang keys rotate`` refuses to
+promote a next key published for less than this (a cache could still lack it)."""
 
 
 class TokenRequest(BaseModel):
@@ -94,6 +99,7 @@ async def mint_for_session(request: Request) -> Response:
         subject=session.user_id,
         sid=session.sid,
         kind="access",
+        client=oauth.SESSION_CLIENT_ID,
         audience=audience.name,
         scope=scope,
     )
@@ -105,6 +111,12 @@ async def mint_for_session(request: Request) -> Response:
     if scope:
         out["scope"] = scope
     return json_ok(out)
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """The claims of a token this server just issued or verified (for its audit record)."""
+    _, payload, _, _ = decode_segments(token)
+    return parse_json_object(payload)
 
 
 async def _oauth_form(request: Request) -> dict[str, str]:
@@ -141,15 +153,24 @@ async def token_endpoint(request: Request) -> Response:
                 actor=client.client_id,
                 subject=client.client_id,
                 kind="service",
-                audience=form.get("audience") or next(iter(client.grants), None),
+                client=client.client_id,
+                audience=_claims(body["access_token"]).get("aud"),
                 scope=body.get("scope", ""),
             )
         else:
             body = await oauth.token_exchange(svc, client, form)
+            # Whose token was exchanged: the subject token was fully verified by the
+            # exchange, so its claims can be read back here (never the token itself).
+            subject = _claims(form["subject_token"])
+            sub, sid = subject.get("sub"), subject.get("sid")
             await audit(
                 request,
                 "token.exchanged",
                 actor=client.client_id,
+                subject=sub if isinstance(sub, str) else None,
+                sid=sid if isinstance(sid, str) else None,
+                client=client.client_id,
+                subject_client=subject.get("client_id"),
                 audience=form.get("audience"),
                 scope=body.get("scope", ""),
             )
@@ -199,9 +220,13 @@ async def revocation_endpoint(request: Request) -> Response:
 async def jwks(request: Request) -> Response:
     """The public signing keys (next, active and still-needed retired ones)."""
     svc = services(request)
-    # Five minutes: shorter than the lead time with which a next key is published, so every
-    # verifier has seen a key before the first token it signs.
-    return JSONResponse(svc.keyset.public_jwks(), headers={"cache-control": "public, max-age=300"})
+    # Five minutes: `dojang keys rotate` waits at least this long after publishing a next key
+    # before it signs, so every verifier has seen a key before the first token it signs.
+    # Retired keys past their keep-until time are left out at once, purged from the file or not.
+    return JSONResponse(
+        svc.keyset.public_jwks(now=svc.clock.now()),
+        headers={"cache-control": f"public, max-age={JWKS_MAX_AGE}"},
+    )
 
 
 @router.get("/.well-known/oauth-authorization-server")

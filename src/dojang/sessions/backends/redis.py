@@ -767,8 +767,81 @@ class RedisSessionStore:
         return [s.sid for s in deleted]
 
     async def count_live(self, now: float) -> int | None:
-        """Not cheap on Redis (a scan over every primary): the gauge is left unset."""
-        return None
+        """Sessions live at ``now``: counted on a store of up to 50,000 keys, else estimated.
+
+        For the ``dojang_active_sessions`` gauge only; never for a decision. ``DBSIZE`` (O(1),
+        summed over the primaries) picks the method:
+
+        * Up to 50,000 keys (about 15,000 sessions): ``SCAN`` the record keys, one round trip
+          per thousand keys. Redis drops a record when its session ends or expires and SCAN
+          skips expired keys, so when ``now`` is at most a second ahead of Redis' clock
+          (``TIME``) each record found is a live session; a ``now`` further ahead (a test
+          clock) is checked record by record with ``GETRANGE`` of its 26 bytes of times.
+        * More: the 65,536 sid-pointer buckets (one pointer per session, bucket by a uniform
+          hash of the sid) are read in a random order, 256 per round trip, until 500 pointers
+          or 2,048 buckets have been read; each pointer's record is checked with ``GETRANGE``
+          (a pointer outlives an idle-expired record), and the live count is scaled by
+          65,536 / buckets read: unbiased, about ±5 % (one standard error) from ~15,000
+          sessions up, and at most ~2,500 pipelined commands per scrape.
+        """
+        # Imported here: local to this method (the rest of the module does not need them).
+        import random
+
+        from redis.asyncio import RedisCluster
+
+        exact_up_to, target, max_buckets, per_round = 50_000, 500, 2_048, 256
+        n_buckets = 1 << (8 * _BUCKET)
+        times = struct.Struct("<BB3d")  # version, flags, last_seen, idle, absolute
+
+        async def live_records(key_hashes: Sequence[bytes]) -> int:
+            """How many of these records exist and are live at ``now``."""
+            if not key_hashes:
+                return 0
+            pipe = self._client.pipeline(transaction=False)
+            for key_hash in key_hashes:
+                pipe.getrange(self._record(key_hash), 0, times.size - 1)
+            live = 0
+            for blob in await pipe.execute():
+                head = _raw(blob or b"")
+                if len(head) == times.size:  # else the record is gone (expired or ended)
+                    version, _, last_seen, idle, absolute = times.unpack(head)
+                    live += version == _VERSION and now < min(last_seen + idle, absolute)
+            return live
+
+        async with redis_guard(self._client, "session store"):
+            if isinstance(self._client, RedisCluster):
+                size = await self._client.dbsize(target_nodes=RedisCluster.PRIMARIES)
+            else:
+                size = await self._client.dbsize()
+            if size <= exact_up_to:
+                start = len(self._record(b""))
+                found = [
+                    _raw(key)[start:]
+                    async for key in self._client.scan_iter(match=self._record(b"*"), count=1000)
+                    if len(_raw(key)) == start + 32
+                ]
+                seconds, _ = await self._client.time()
+                if now <= float(seconds) + 1.0:
+                    return len(found)
+                return await live_records(found)
+            # A random walk over the bucket ids: an odd stride is coprime with 2**16, so no
+            # bucket is read twice. Sampling, not security: ``random`` is enough.
+            first = random.randrange(n_buckets)  # noqa: S311
+            stride = random.randrange(n_buckets // 2) * 2 + 1  # noqa: S311
+            read = seen = live = 0
+            while seen < target and read < max_buckets:
+                pipe = self._client.pipeline(transaction=False)
+                for i in range(read, read + per_round):
+                    ref = ((first + i * stride) % n_buckets).to_bytes(_BUCKET)
+                    pipe.hgetall(self._prefix + b"i:" + ref)
+                pointers = [
+                    _raw(value)[: -_EXPIRY.size]
+                    for entries in await pipe.execute()
+                    for value in (entries or {}).values()
+                ]
+                read, seen = read + per_round, seen + len(pointers)
+                live += await live_records(pointers)
+        return round(live * n_buckets / read)
 
     async def purge_expired(self, now: float) -> int:
         """Delete every session expired at ``now``; return how many.
