@@ -2,7 +2,7 @@
 
 Run by hand from the repository root (not a test; one run, numbers printed)::
 
-    .venv/bin/python deploy/measure_overhead.py [--duration 10] [--connections 1]
+    .venv/bin/python deploy/measure_overhead.py [--duration 10] [--connections 1] [--rounds 3]
 
 It starts, on free loopback ports: ``dojang serve --demo`` (public URL = nginx), the example
 orders API (uvicorn, one worker), and nginx with the shipped ``deploy/nginx/dojang.conf``. Then
@@ -15,6 +15,12 @@ the same load generator (``wrk --latency``, one thread) measures, in this order:
 
 Added latency = edge - direct, at p50 and p99. With one connection there is no queueing, so the
 numbers are per-request service times; everything shares this machine's CPUs with wrk.
+
+With ``--rounds N`` the three runs are repeated N times on the same stack, every other round in
+reverse order (edge, check, direct), so a drift in machine load lands on both paths alike; the
+summary is the median over rounds of each round's edge - direct. A p99 is the slowest 1% of a
+run's requests: on a shared machine it is set by scheduling hiccups as much as by the
+code, so compare it across rounds before believing a difference.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,7 +90,17 @@ def wrk(name: str, url: str, headers: dict[str, str], duration: int, connections
 
 
 def measure(duration: int = 10, connections: int = 1) -> dict[str, Result]:
-    """Start the stack on loopback, run wrk on the three paths, stop everything."""
+    """Start the stack on loopback, run wrk once on each of the three paths, stop everything."""
+    return measure_rounds(duration, connections, rounds=1)[0]
+
+
+def measure_rounds(
+    duration: int = 10, connections: int = 1, rounds: int = 3
+) -> list[dict[str, Result]]:
+    """Like ``measure``, ``rounds`` times on one stack, alternating the order of the paths.
+
+    Returns one ``{path: Result}`` per round, in the order the round ran them.
+    """
     if not Path(WRK).exists():
         raise SystemExit("wrk not found (apt-get install wrk)")
     started: list[Proc] = []
@@ -123,12 +140,26 @@ def measure(duration: int = 10, connections: int = 1) -> dict[str, Result]:
             ]
             for name, url, headers in runs:  # warm-up: JWKS fetch, connection pools, caches
                 wrk(name, url, headers, 2, connections)
-            return {
-                name: wrk(name, url, headers, duration, connections) for name, url, headers in runs
-            }
+            measured: list[dict[str, Result]] = []
+            for i in range(rounds):
+                # Alternate: whatever else the machine does drifts over time, and a fixed order
+                # would always charge the drift to the path that runs last.
+                order = runs if i % 2 == 0 else runs[::-1]
+                measured.append(
+                    {
+                        name: wrk(name, url, headers, duration, connections)
+                        for name, url, headers in order
+                    }
+                )
+            return measured
         finally:
             for proc in reversed(started):
                 proc.stop()
+
+
+def added(rounds: list[dict[str, Result]], percentile: int) -> list[float]:
+    """Per round: edge minus direct at ``percentile``, in milliseconds."""
+    return [r["edge"].percentiles[percentile] - r["direct"].percentiles[percentile] for r in rounds]
 
 
 def main() -> None:
@@ -136,16 +167,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=1, help="wrk connections")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, order alternating")
     args = parser.parse_args()
-    results = measure(args.duration, args.connections)
+    rounds = measure_rounds(args.duration, args.connections, args.rounds)
     print(f"wrk -t1 -c{args.connections} -d{args.duration}s, loopback, {os.cpu_count()} CPUs")
-    for result in results.values():
-        print(result.line())
-    direct, edge = results["direct"].percentiles, results["edge"].percentiles
-    print(
-        f"added by nginx auth_request + dojang: p50 {edge[50] - direct[50]:+.3f} ms, "
-        f"p99 {edge[99] - direct[99]:+.3f} ms"
-    )
+    for i, results in enumerate(rounds, 1):
+        print(f"round {i}: {' -> '.join(results)}")
+        for result in results.values():
+            print("  " + result.line())
+    for percentile in (50, 99):
+        diffs = added(rounds, percentile)
+        verdict = "" if min(diffs) > 0 else "   (within noise: some rounds saw the edge faster)"
+        print(
+            f"added by nginx auth_request + dojang, p{percentile}: median "
+            f"{statistics.median(diffs):+.3f} ms over {len(diffs)} rounds "
+            f"(range {min(diffs):+.3f} .. {max(diffs):+.3f}){verdict}"
+        )
 
 
 if __name__ == "__main__":

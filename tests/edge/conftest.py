@@ -59,7 +59,7 @@ class Edge:
 
     dojang: Dojang
     api: Proc
-    api_url: str  # the orders API directly, bypassing nginx
+    api_url: str  # the orders API directly, bypassing nginx; it follows the revocation feed
     public: Nginx
     echo: Nginx  # the same config in front of a header-echo app instead of the API
 
@@ -92,7 +92,8 @@ def edge(nginx_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             try:
                 dojang = start_dojang(tmp, dojang_port, public_url)
                 started.append(dojang.proc)
-                # The API fetches the JWKS from dojang directly: the issuer is the public URL.
+                # The API fetches the JWKS from dojang directly (the issuer is the public URL)
+                # and, by default, follows the revocation feed beside it.
                 api = start_orders_api(api_port, public_url, f"{dojang.url}/.well-known/jwks.json")
                 started.append(api)
                 upstream = f"127.0.0.1:{dojang_port}"

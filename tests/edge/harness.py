@@ -42,6 +42,11 @@ START_DEADLINE = 20.0
 STOP_DEADLINE = 10.0
 AUDIENCE = "orders-api"
 SCOPES = "orders:read orders:write"
+# How soon after a logout returns a business API following dojang's revocation feed must refuse
+# the session's tokens. The benchmark (`bench/propagation_bench.py`, bench/results/
+# propagation.md) measures a p99 of about 5 ms on loopback; 250 ms leaves room for a loaded CI
+# machine while a feed that is not followed fails at once (the token would live until exp, 60 s).
+REVOCATION_BOUND_S = 0.25
 
 _PASSWORD_LINE = re.compile(r"^demo password:\s*(\S+)\s*$")
 _USER_LINE = re.compile(r"^demo user:\s*(\S+)\s*$")
@@ -251,7 +256,12 @@ def start_dojang(tmp: Path, port: int, public_url: str, **extra_env: str) -> Doj
 
 
 def start_orders_api(port: int, issuer: str, jwks_url: str, **extra_env: str) -> Proc:
-    """``uvicorn examples.orders_api.app:app`` configured for this dojang."""
+    """``uvicorn examples.orders_api.app:app`` configured for this dojang.
+
+    The API follows the revocation feed beside ``jwks_url`` unless ``extra_env`` says
+    otherwise; it counts as started once ``/healthz`` answers 200, i.e. its verifier is built
+    and the feed is in sync, so it can already refuse a revoked token.
+    """
     env = clean_env(DOJANG_ISSUER=issuer, DOJANG_JWKS_URL=jwks_url, **extra_env)
     command = [
         sys.executable,
@@ -266,11 +276,28 @@ def start_orders_api(port: int, issuer: str, jwks_url: str, **extra_env: str) ->
     ]
     proc = Proc.start("orders-api", command, env, REPO)
     try:
-        wait_http_ok(proc, f"http://127.0.0.1:{port}/openapi.json", time.monotonic() + 20)
+        wait_http_ok(proc, f"http://127.0.0.1:{port}/healthz", time.monotonic() + START_DEADLINE)
     except StartError:
         proc.stop()
         raise
     return proc
+
+
+def until_refused(
+    client: httpx.Client, url: str, token: str, since: float, bound: float = REVOCATION_BOUND_S
+) -> tuple[float, httpx.Response]:
+    """GET ``url`` with ``token`` back to back until it is no longer 200 or ``bound`` passes.
+
+    Returns the seconds from ``since`` (a ``time.perf_counter()`` taken when the logout
+    returned) to that answer, and the answer. Each request is a loopback round trip of a
+    millisecond or two, so the token is tried every few milliseconds without sleeping.
+    """
+    headers = {"authorization": f"Bearer {token}"}
+    while True:
+        response = client.get(url, headers=headers)
+        elapsed = time.perf_counter() - since
+        if response.status_code != 200 or elapsed > bound:
+            return elapsed, response
 
 
 def render_site(

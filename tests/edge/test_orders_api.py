@@ -1,23 +1,23 @@
-"""The example orders API in-process, with tokens from a local ``Issuer``, and the README snippet.
+"""The example orders API in-process, with tokens from a local ``Issuer``.
 
 No processes here: the API is driven through ``httpx.ASGITransport`` with a ``Verifier`` over
-an in-memory JWKS, so each rule of the API (scopes, own orders only, bad tokens) is checked
-quickly and on its own.
+an in-memory JWKS, so each rule of the API (scopes, own orders only, bad tokens, readiness) is
+checked quickly and on its own. The README snippet runs against a live dojang in
+``test_readme_snippet.py``; the revocation feed end to end in ``test_nginx_journey.py`` and
+``test_spa.py``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from examples.orders_api.app import Settings, create_app
-from fastapi import FastAPI
 
-from dojang import Issuer, KeySet, Verifier
+from dojang import DenyList, Issuer, KeySet, Verifier
 
-from .harness import REPO
+from .harness import free_port
 
 ISSUER = "http://127.0.0.1:8000"
 
@@ -97,15 +97,68 @@ def test_settings_from_env() -> None:
     assert settings.issuer == "https://auth.example"
     assert settings.jwks_url == "https://auth.example/.well-known/jwks.json"
     assert settings.audience == "orders-v2"
-    assert settings.revocations is None
+    # The revocation feed is on by default: a logout must reach this API, not wait for exp.
+    assert settings.revocations == "https://auth.example/events/revocations"
+    assert Settings().revocations == Settings.from_env({}).revocations
+    assert Settings.from_env({}).revocations == "http://127.0.0.1:8000/events/revocations"
 
 
-def test_readme_five_line_snippet_runs() -> None:
-    """The "protect your API in five lines" snippet in the example's README builds an app."""
-    readme = (REPO / "examples" / "orders_api" / "README.md").read_text()
-    [snippet] = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
-    namespace: dict[str, object] = {}
-    exec(compile(snippet, "README.md", "exec"), namespace)
-    app = namespace["app"]
-    assert isinstance(app, FastAPI)
-    assert "/orders" in {getattr(route, "path", None) for route in app.routes}
+def test_revocation_feed_follows_the_jwks_origin_and_can_be_overridden_or_disabled() -> None:
+    """Behind a proxy the API reaches dojang directly: the feed sits beside the JWKS it uses."""
+    internal = {
+        "DOJANG_ISSUER": "https://app.example",
+        "DOJANG_JWKS_URL": "http://10.0.0.7:8000/.well-known/jwks.json",
+    }
+    assert Settings.from_env(internal).revocations == "http://10.0.0.7:8000/events/revocations"
+    # A JWKS somewhere else entirely (a CDN copy): the feed comes from the issuer.
+    cdn = {"DOJANG_ISSUER": "https://auth.example", "DOJANG_JWKS_URL": "https://cdn.example/k"}
+    assert Settings.from_env(cdn).revocations == "https://auth.example/events/revocations"
+    redis = "redis://10.0.0.9:6379/0?stream=dojang:events"
+    assert Settings.from_env({**internal, "DOJANG_REVOCATIONS": redis}).revocations == redis
+    assert Settings.from_env({**internal, "DOJANG_REVOCATIONS": ""}).revocations == (
+        "http://10.0.0.7:8000/events/revocations"
+    )
+    for off in ("none", "NONE", " none "):
+        assert Settings.from_env({**internal, "DOJANG_REVOCATIONS": off}).revocations is None
+
+
+async def test_healthz_reports_how_revocations_are_checked(keyset: KeySet) -> None:
+    """Ready at once with a local view; ``none`` is visible, never silently the same as a feed."""
+    for view, mode in ((None, "none"), (DenyList(), "local")):
+        verifier = Verifier(
+            issuer=ISSUER, audience="orders-api", jwks=keyset.public_jwks(), revocations=view
+        )
+        app = create_app(Settings(), verifier=verifier)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://orders"
+        ) as client:
+            response = await client.get("/healthz")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "revocations": mode}
+
+
+async def test_an_unreachable_feed_is_not_ready_and_refuses_valid_tokens(
+    keyset: KeySet, issuer: Issuer
+) -> None:
+    """Fail closed: until the feed is in sync, no token is accepted and readiness says 503."""
+    dead = f"http://127.0.0.1:{free_port()}/events/revocations"
+    verifier = Verifier(
+        issuer=ISSUER,
+        audience="orders-api",
+        jwks=keyset.public_jwks(),
+        revocations=dead,
+        http_timeout=0.2,
+    )
+    try:
+        app = create_app(Settings(), verifier=verifier)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://orders"
+        ) as client:
+            health = await client.get("/healthz")
+            refused = await client.get("/orders", headers=_bearer(issuer, "u1", "orders:read"))
+    finally:
+        verifier.close()
+    assert health.status_code == 503
+    assert health.json()["revocations"] == "feed"
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "revocations_unavailable"
