@@ -118,13 +118,19 @@ def make_verifier(alg: str, public: PublicKey) -> Verifier:
     raise AlgorithmNotAllowed(f"key type does not match alg {alg}")
 
 
-def _es256_sign(private: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
-    r, s = decode_dss_signature(private.sign(message, _ECDSA_SHA256))
-    # Emit low-S only, so the signature is unique for verifiers that insist on it (BIP 62-style
-    # malleability hardening); (r, n - s) verifies exactly as (r, s) does.
-    if s > _P256_HALF_N:
-        s = P256_N - s
-    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+def _es256_signer(private: ec.EllipticCurvePrivateKey) -> Signer:
+    # One closure with its names bound as locals: this runs for every ES256 token minted.
+    sign, ecdsa, half_n, n = private.sign, _ECDSA_SHA256, _P256_HALF_N, P256_N
+
+    def es256_sign(message: bytes) -> bytes:
+        r, s = decode_dss_signature(sign(message, ecdsa))
+        # Emit low-S only, so the signature is unique for verifiers that insist on it (BIP
+        # 62-style malleability hardening); (r, n - s) verifies exactly as (r, s) does.
+        if s > half_n:
+            s = n - s
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    return es256_sign
 
 
 def make_signer(alg: str, private: PrivateKey) -> Signer:
@@ -132,5 +138,5 @@ def make_signer(alg: str, private: PrivateKey) -> Signer:
     if alg == "EdDSA" and isinstance(private, ed25519.Ed25519PrivateKey):
         return private.sign
     if alg == "ES256" and isinstance(private, ec.EllipticCurvePrivateKey):
-        return lambda message: _es256_sign(private, message)
+        return _es256_signer(private)
     raise AlgorithmNotAllowed(f"dojang cannot sign with {alg}")
