@@ -76,3 +76,16 @@ async def test_browser_redirect_mode_uses_safe_next(tmp_path: Path, clock: Froze
         assert evil.headers["location"] == "http://127.0.0.1:8000/login?next=%2F"
         api = await env.client.get("/auth/check", headers={"accept": "application/json"})
         assert api.status_code == 401
+
+
+async def test_checks_keep_the_session_alive(env: Env) -> None:
+    """Sliding expiry through forward auth alone: each check past the touch interval writes
+    last_seen, so a session used only through the proxy outlives its idle timeout."""
+    await env.login()
+    idle = env.settings.session_idle_timeout
+    step = idle * 0.6  # past the touch interval, inside the idle timeout
+    for _ in range(3):
+        env.clock.advance(step)
+        assert (await env.client.get("/auth/check")).status_code == 200
+    env.clock.advance(idle)
+    assert (await env.client.get("/auth/check")).status_code == 401

@@ -17,7 +17,6 @@ from dojang.server.oauth import SESSION_CLIENT_ID
 from dojang.server.redirects import safe_next
 from dojang.server.services import Services
 from dojang.server.types import Receive, Scope, Send
-from dojang.sessions.model import Session
 
 log = logging.getLogger("dojang.security")
 
@@ -104,7 +103,12 @@ class ForwardAuth:
         try:
             if cookie is None:
                 raise SessionNotFound("no session cookie")
-            session = await svc.sessions.load(cookie)
+            # The synchronous peek answers most checks (a live session, no touch due) from
+            # the SQLite file; load() answers the rest (other stores, expiry, sliding touch).
+            who = svc.sessions.peek(cookie)
+            if who is None:
+                session = await svc.sessions.load(cookie)
+                who = (session.user_id, session.sid)
         except SessionNotFound:
             return await self._unauthenticated(scope, send, svc)
         except StoreUnavailable:
@@ -115,15 +119,16 @@ class ForwardAuth:
                 send, 503, [_JSON, _NO_STORE, (b"retry-after", b"1")], _BODY_503, self._extra
             )
             return 503
+        user_id, sid = who
         headers = [
             _NO_STORE,
-            (b"x-dojang-subject", session.user_id.encode()),
-            (b"x-dojang-session", session.sid.encode()),
+            (b"x-dojang-subject", user_id.encode()),
+            (b"x-dojang-session", sid.encode()),
             (b"content-length", b"0"),
         ]
         if scope["query_string"]:
             try:
-                token = await self._token_for(svc, session, scope["query_string"])
+                token = await self._token_for(svc, user_id, sid, scope["query_string"])
             except _BadQuery as exc:
                 body = b'{"error":"invalid_request","detail":"' + exc.detail + b'"}'
                 await _respond(send, 400, [_JSON, _NO_STORE], body, self._extra)
@@ -134,7 +139,7 @@ class ForwardAuth:
         await send({"type": "http.response.body", "body": b""})
         return 200
 
-    async def _token_for(self, svc: Services, session: Session, query: bytes) -> str | None:
+    async def _token_for(self, svc: Services, user_id: str, sid: str, query: bytes) -> str | None:
         """``?aud=X[&scope=...]``: an access token for X, cached per session and audience."""
         try:
             params = parse_qs(query.decode("ascii"), strict_parsing=False, max_num_fields=8)
@@ -153,19 +158,17 @@ class ForwardAuth:
             raise _BadQuery(b"scope not granted by that audience")
         scope_text = " ".join(requested)
         now = svc.clock.now()
-        cached = svc.forward_tokens.get(session.sid, audience.name, scope_text, now)
+        cached = svc.forward_tokens.get(sid, audience.name, scope_text, now)
         if cached is not None:
             return cached
         token = svc.issuer.access_token(
-            sub=session.user_id,
+            sub=user_id,
             audience=audience.name,
             scope=scope_text,
-            sid=session.sid,
+            sid=sid,
             client_id=SESSION_CLIENT_ID,
         )
-        svc.forward_tokens.put(
-            session.sid, audience.name, scope_text, token, now + svc.issuer.access_ttl
-        )
+        svc.forward_tokens.put(sid, audience.name, scope_text, token, now + svc.issuer.access_ttl)
         return token
 
     async def _unauthenticated(self, scope: Scope, send: Send, svc: Services) -> int:

@@ -8,9 +8,33 @@ not answer raises :class:`~dojang.errors.StoreUnavailable` so callers fail close
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from dojang.sessions.model import Session
+
+Brief: TypeAlias = tuple[str, str, float, float, float]
+"""What the forward-auth check needs of a session, in this order:
+``(sid, user_id, last_seen, idle_timeout, absolute_expires_at)``."""
+
+
+class CannotAnswerNow(Exception):
+    """A synchronous peek cannot answer (no synchronous reader, or it failed): use ``get``."""
+
+
+class PeekableStore(Protocol):
+    """A store that can also answer a key lookup synchronously, on the event loop's thread.
+
+    Optional (``SessionManager.peek`` looks for ``peek_now``): only worth having where a
+    lookup costs microseconds without I/O waits, as on the SQLite file (``SqlSessionStore``).
+    """
+
+    def peek_now(self, key_hash: bytes) -> Brief | None:
+        """The :data:`Brief` of the session under ``key_hash`` (expired ones too), or ``None``.
+
+        Same record as ``get`` would return at the same moment; never creates one. Raises
+        :class:`CannotAnswerNow` when it cannot answer synchronously (callers use ``get``).
+        """
+        ...
 
 
 class SessionStore(Protocol):

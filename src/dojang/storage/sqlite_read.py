@@ -106,6 +106,18 @@ class IndexedSelect:
                 values[i] = None if values[i] is None else bool(values[i])
         return self._row(*values)
 
+    def raw_now(self, db: Database, *params: Any) -> tuple[Any, ...] | None:
+        """The first row as a plain tuple (no named tuple, no bool conversion), or None,
+        from the synchronous reader only; params in the compiled order.
+
+        Raises ``sqlite3.Error`` when the reader fails and ``LookupError`` when the database
+        has no synchronous reader (not a SQLite file): callers then use :meth:`one`.
+        """
+        reader = db.reader
+        if reader is None:
+            raise LookupError("no synchronous reader for this database")
+        return reader.fetch_one(self.sqlite_sql, params)
+
     async def one(self, db: Database, what: str, **params: Any) -> Any | None:
         """The first row for ``params`` (a named tuple) or None; outages → StoreUnavailable."""
         reader = db.reader

@@ -10,6 +10,7 @@ import dataclasses
 
 from dojang.errors import SessionCollision, SessionNotFound
 from dojang.sessions.model import Session, decode_data, encode_data
+from dojang.sessions.store import Brief
 
 
 def _copy(session: Session) -> Session:
@@ -40,6 +41,13 @@ class MemorySessionStore:
         """Return a copy of the stored session, or ``None``."""
         found = self._by_key.get(key_hash)
         return None if found is None else _copy(found)
+
+    def peek_now(self, key_hash: bytes) -> Brief | None:
+        """The liveness fields of the stored session, or ``None`` (always answers)."""
+        s = self._by_key.get(key_hash)
+        if s is None:
+            return None
+        return (s.sid, s.user_id, s.last_seen, s.idle_timeout, s.absolute_expires_at)
 
     async def get_by_sid(self, sid: str) -> Session | None:
         """Return a copy of the session named ``sid``, or ``None``."""

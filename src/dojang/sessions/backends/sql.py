@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from sqlalchemy import Row, bindparam, case, delete, exc, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dojang.errors import SessionCollision, SessionNotFound
 from dojang.sessions.model import Session, decode_data, encode_data
+from dojang.sessions.store import Brief, CannotAnswerNow
 from dojang.storage.db import Database
 from dojang.storage.sessions_tables import sessions_table as t
 from dojang.storage.sqlite_read import IndexedSelect
@@ -41,6 +43,12 @@ _COLUMNS = (
 # same statement through SQLAlchemy elsewhere (dojang.storage.sqlite_read).
 _BY_KEY = IndexedSelect(select(*_COLUMNS).where(t.c.key_hash == bindparam("key_hash")))
 _BY_SID = IndexedSelect(select(*_COLUMNS).where(t.c.sid == bindparam("sid")))
+# The forward-auth peek: only the columns a liveness check needs (store.Brief's order).
+_BRIEF = IndexedSelect(
+    select(t.c.sid, t.c.user_id, t.c.last_seen, t.c.idle_timeout, t.c.absolute_expires_at).where(
+        t.c.key_hash == bindparam("key_hash")
+    )
+)
 
 
 def _to_row(session: Session) -> dict[str, Any]:
@@ -157,6 +165,18 @@ class SqlSessionStore:
         """Return the session under ``key_hash``, or ``None``; never creates one."""
         row = await _BY_KEY.one(self._db, "session store", key_hash=key_hash)
         return None if row is None else _from_tuple(row)
+
+    def peek_now(self, key_hash: bytes) -> Brief | None:
+        """The liveness columns under ``key_hash`` from the SQLite file, synchronously.
+
+        ``CannotAnswerNow`` on PostgreSQL (no synchronous reader) or when the read fails; the
+        caller then goes through ``get``, whose own fallback fails closed.
+        """
+        try:
+            row = _BRIEF.raw_now(self._db, key_hash)
+        except (LookupError, sqlite3.Error) as exc:
+            raise CannotAnswerNow() from exc
+        return None if row is None else cast(Brief, row)
 
     async def get_by_sid(self, sid: str) -> Session | None:
         """Return the session named ``sid``, or ``None``."""
