@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dojang.clock import FrozenClock
 from dojang.errors import ConfigError, InvalidClaims, LifetimeTooLong
 from dojang.jose import KeySet, decode_segments, sign_compact, verify_compact
 from dojang.tokens import ACCESS_TYP, ONE_TIME_TYP, Issuer, normalize_scope, token_kind
+from dojang.tokens.issuer import _encode_claims
 
 ISS = "https://auth.example"
 
@@ -186,3 +190,34 @@ def test_rotation_signs_with_new_active_key(keyset: KeySet, clock: FrozenClock) 
 
 def test_no_key_material_in_repr(issuer: Issuer) -> None:
     assert repr(issuer) == f"Issuer(issuer={ISS!r})"
+
+
+_JSON_SCALARS = st.one_of(
+    st.text(),  # any Unicode, quotes, backslashes and control characters included
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(), _JSON_SCALARS, max_size=12))
+def test_fast_claim_encoding_is_the_json_encoders_byte_for_byte(claims: dict[str, Any]) -> None:
+    """The issuer's fast path for flat claim sets writes exactly what json writes."""
+    expected = json.dumps(claims, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    assert _encode_claims(claims) == expected
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), {1, 2}, b"bytes", object()])
+def test_claims_that_are_not_json_are_refused(issuer: Issuer, bad: object) -> None:
+    with pytest.raises(InvalidClaims):
+        issuer.one_time_token(sub="u", purpose="p", ttl=60, data={"x": bad})
+
+
+def test_lone_surrogates_are_refused(issuer: Issuer) -> None:
+    """A string that is not valid Unicode cannot become UTF-8 claims."""
+    with pytest.raises(InvalidClaims):
+        issuer.access_token(sub="u\udc80", audience="a", sid="s")
