@@ -151,7 +151,7 @@ async def test_set_password(db: Database, hasher: PasswordHasher, clock: FrozenC
     clock.advance(100)
     changed = await accounts.set_password("ALICE", "new password 123")
     assert changed.password_changed_at == clock.now()
-    assert ended == [user.id]
+    assert ended == [user.id, user.id]  # before and after the new hash is committed
     with pytest.raises(InvalidCredentials):
         await accounts.authenticate("alice", PW, ip=None)
     assert await accounts.authenticate("alice", "new password 123", ip=None) == changed

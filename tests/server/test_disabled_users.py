@@ -180,3 +180,19 @@ async def test_a_surviving_session_of_a_disabled_user_is_refused_and_ended(env: 
         assert page.status_code == 303 and page.headers["location"] == "/login"
     assert await _alive(env, cookies[1]) == (401, 401)  # ... and so did the account page
     assert await _alice_sessions(env) == 0
+
+
+async def test_a_password_change_that_fails_after_its_commit_leaves_no_old_session_alive(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Password change ends the user's sessions before the new hash is committed, so an
+    outage afterwards cannot leave sessions that knew the old password alive."""
+    cookies = await _logins(env)
+    calls = _fail_on_call(monkeypatch, env, failing_call=2)
+    with pytest.raises(StoreUnavailable):
+        await env.services.accounts.set_password("alice", "a brand new passphrase")
+    assert calls() == 2
+    for cookie in cookies:
+        assert await _alive(env, cookie) == (401, 401)
+    assert (await env.login()).status_code == 401  # the old password is gone
+    assert (await env.login(password="a brand new passphrase")).status_code == 201

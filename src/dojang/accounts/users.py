@@ -211,13 +211,23 @@ class Accounts:
         return await self.users.all()
 
     async def set_password(self, username: str, password: str) -> User:
-        """Set a new password and then call ``on_password_change``.
+        """Set a new password; ``on_password_change`` runs before and after it is committed.
 
-        ``WeakPassword`` or ``UserNotFound`` otherwise.
+        The same order as :meth:`disable`, for the same reason: the sessions that knew the old
+        password are ended before the new hash is committed, so a failure after the commit
+        cannot leave them alive beside a changed password (a failure before it changes
+        nothing but those sessions; running it again finishes the job). The second call ends
+        a session a login with the old password created in between. ``WeakPassword`` or
+        ``UserNotFound`` otherwise.
         """
         check_password_policy(password)
         name = self._existing_name(username)
+        found = await self.users.by_username(name)
+        if found is None:
+            raise UserNotFound()
         password_hash = await self.hasher.hash(password)
+        if self._on_password_change is not None:
+            await self._on_password_change(found.user.id)
         user = await self.users.update(
             name, password_hash=password_hash, password_changed_at=self._clock.now()
         )
