@@ -113,7 +113,7 @@ def write_readme(not_written: Mapping[str, str] | None = None) -> None:
                 [
                     name,
                     s["metric"],
-                    fmt(s["value"], 3) + "x",
+                    fmt(s["value"], 3) + _unit(s["metric"]),
                     fmt(s["paired"], 3) + "x",
                     s["target"],
                     "yes" if s["ok"] else "**NO**",
@@ -187,6 +187,11 @@ def write_readme(not_written: Mapping[str, str] | None = None) -> None:
     (RESULTS_DIR / "README.md").write_text("\n".join(parts) + "\n", encoding="utf-8")
 
 
+def _unit(metric: str) -> str:
+    """Summary values are ratios ("x") unless the metric names milliseconds."""
+    return " ms" if " ms " in f" {metric} " else "x"
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -221,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         json_path, md_path = write_results(name, data, bench.to_markdown(data))
         for s in data["summary"]:
             verdict = "ok" if s["ok"] else "MISSED"
-            print(f"  {s['metric']}: {s['value']:.3f}x (target {s['target']}) {verdict}")
+            value = f"{s['value']:.3f}{_unit(s['metric'])}"
+            print(f"  {s['metric']}: {value} (target {s['target']}) {verdict}")
         for problem in data.get("problems", []):
             print(f"  problem: {problem}")
         if data.get("failed"):

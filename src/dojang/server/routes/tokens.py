@@ -154,7 +154,9 @@ async def token_endpoint(request: Request) -> Response:
                 subject=client.client_id,
                 kind="service",
                 client=client.client_id,
-                audience=_claims(body["access_token"]).get("aud"),
+                # The audience client_credentials chose (it succeeded, so with none named
+                # the client has exactly one): read from the form, not by decoding the token.
+                audience=form.get("audience") or form.get("resource") or next(iter(client.grants)),
                 scope=body.get("scope", ""),
             )
         else:
