@@ -13,7 +13,7 @@ from dojang.logs import JsonFormatter
 from dojang.storage.audit_tables import audit_table
 
 from .conftest import PASSWORD, Env
-from .test_tokens import AT, EXCHANGE, Clients, _basic, _session_token
+from .test_tokens import Clients, _basic, _exchange, _session_token
 from .test_tokens import clients as clients  # the fixture, for this module's tests
 
 
@@ -103,16 +103,7 @@ async def test_token_mints_and_exchanges_name_actor_subject_and_client(
         data={"grant_type": "client_credentials", "audience": "orders-api"},
         headers=_basic(clients.reporter_id, clients.reporter_secret),
     )
-    exchanged = await env.client.post(
-        "/oauth2/token",
-        data={
-            "grant_type": EXCHANGE,
-            "subject_token": user_token,
-            "subject_token_type": AT,
-            "audience": "payments-api",
-        },
-        headers=_basic(clients.orders_id, clients.orders_secret),
-    )
+    exchanged = await _exchange(env, clients, user_token)
     assert service.status_code == exchanged.status_code == 200, (service.text, exchanged.text)
 
     (api, svc_mint) = reversed(await env.services.audit.search(action="token.minted"))

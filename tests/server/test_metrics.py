@@ -15,7 +15,7 @@ from dojang.server.follower import EventFollower
 from tests.redis_harness import free_port
 
 from .conftest import Env, make_env
-from .test_tokens import AT, EXCHANGE, Clients, _basic, _session_token
+from .test_tokens import Clients, _basic, _exchange, _session_token
 from .test_tokens import clients as clients  # the fixture, for this module's tests
 
 
@@ -141,16 +141,7 @@ async def test_tokens_minted_are_counted_by_kind(env: Env, clients: Clients) -> 
         headers=_basic(clients.reporter_id, clients.reporter_secret),
     )
     assert service.status_code == 200, service.text
-    exchanged = await env.client.post(
-        "/oauth2/token",
-        data={
-            "grant_type": EXCHANGE,
-            "subject_token": user_token,
-            "subject_token_type": AT,
-            "audience": "payments-api",
-        },
-        headers=_basic(clients.orders_id, clients.orders_secret),
-    )
+    exchanged = await _exchange(env, clients, user_token)
     assert exchanged.status_code == 200, exchanged.text
     text = await _scrape(env)
     assert _value(text, "dojang_tokens_minted_total", '{kind="access"}') == 1

@@ -188,17 +188,7 @@ async def test_token_exchange_narrows_to_the_downstream_audience(
     env: Env, clients: Clients
 ) -> None:
     user_token = await _session_token(env, scope="orders:read payments:charge")
-    resp = await env.client.post(
-        "/oauth2/token",
-        data={
-            "grant_type": EXCHANGE,
-            "subject_token": user_token,
-            "subject_token_type": AT,
-            "audience": "payments-api",
-            "scope": "payments:charge",
-        },
-        headers=_basic(clients.orders_id, clients.orders_secret),
-    )
+    resp = await _exchange(env, clients, user_token, scope="payments:charge")
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["issued_token_type"] == AT
@@ -209,17 +199,7 @@ async def test_token_exchange_narrows_to_the_downstream_audience(
     assert exchanged["client_id"] == clients.orders_id
     assert exchanged["scope"] == body["scope"] == "payments:charge"
     assert exchanged["exp"] <= original["exp"]
-    wider = await env.client.post(
-        "/oauth2/token",
-        data={
-            "grant_type": EXCHANGE,
-            "subject_token": user_token,
-            "subject_token_type": AT,
-            "audience": "payments-api",
-            "scope": "payments:refund",
-        },
-        headers=_basic(clients.orders_id, clients.orders_secret),
-    )
+    wider = await _exchange(env, clients, user_token, scope="payments:refund")
     assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
 
 

@@ -97,16 +97,24 @@ async def authenticate_client(
         ) from None
 
 
+def _parse_scope(requested: str) -> set[str]:
+    try:
+        return set(normalize_scope(requested).split())
+    except InvalidToken:
+        raise OAuthError("invalid_scope", "malformed scope") from None
+
+
+def _require_within(scopes: set[str], allowed: frozenset[str], refusal: str) -> None:
+    if not scopes <= allowed:
+        extra = " ".join(sorted(scopes - allowed))[:200]
+        raise OAuthError("invalid_scope", f"{refusal}: {extra}")
+
+
 def _requested_scope(requested: str | None, allowed: frozenset[str]) -> str:
     if requested is None:
         return normalize_scope(sorted(allowed))
-    try:
-        scopes = set(normalize_scope(requested).split())
-    except InvalidToken:
-        raise OAuthError("invalid_scope", "malformed scope") from None
-    if not scopes <= allowed:
-        extra = " ".join(sorted(scopes - allowed))[:200]
-        raise OAuthError("invalid_scope", f"scope not allowed: {extra}")
+    scopes = _parse_scope(requested)
+    _require_within(scopes, allowed, "scope not allowed")
     return normalize_scope(sorted(scopes))
 
 
@@ -178,18 +186,11 @@ def _exchanged_scope(requested: str | None, granted: frozenset[str], subject: ob
     if requested is None:
         scopes = set(granted & held)
     else:
-        try:
-            scopes = set(normalize_scope(requested).split())
-        except InvalidToken:
-            raise OAuthError("invalid_scope", "malformed scope") from None
-        if not scopes <= granted:
-            extra = " ".join(sorted(scopes - granted))[:200]
-            raise OAuthError("invalid_scope", f"scope not allowed for this client: {extra}")
-        if not scopes <= held:
-            # Exchange narrows, never widens: what the user did not put in the subject token
-            # (an orders:read token) cannot appear in the new one (payments:charge).
-            extra = " ".join(sorted(scopes - held))[:200]
-            raise OAuthError("invalid_scope", f"scope not granted by the subject_token: {extra}")
+        scopes = _parse_scope(requested)
+        _require_within(scopes, granted, "scope not allowed for this client")
+        # Exchange narrows, never widens: what the user did not put in the subject token
+        # (an orders:read token) cannot appear in the new one (payments:charge).
+        _require_within(scopes, held, "scope not granted by the subject_token")
     if not scopes:
         raise OAuthError(
             "invalid_scope", "the subject_token grants no scope this client may use there"
