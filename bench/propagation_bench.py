@@ -28,7 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,29 @@ TIME_LIMIT_S = 200.0
 JWT_LIFETIME_S = 60.0
 
 
+def _logout_delays(
+    client: httpx.Client,
+    n: int,
+    accepted: Callable[[str], object],
+    refused_at: Callable[[str], float],
+) -> list[float]:
+    """Per session (up to ``n``, bounded by TIME_LIMIT_S): log in and mint a token, check it is
+    ``accepted``, log out, and record the milliseconds from the logout returning to the
+    ``perf_counter()`` instant ``refused_at`` reports the same token refused."""
+    delays: list[float] = []
+    stop_at = time.monotonic() + TIME_LIMIT_S
+    for _ in range(n):
+        if time.monotonic() > stop_at:
+            break
+        csrf, token = login_and_token(client, "bench")
+        accepted(token)
+        logout(client, csrf)
+        done = time.perf_counter()
+        delays.append((refused_at(token) - done) * 1000)
+        client.cookies.clear()
+    return delays
+
+
 def measure(server: LiveServer, revocations: str, n: int) -> list[float]:
     """Propagation delays in milliseconds for up to ``n`` logouts (bounded by TIME_LIMIT_S)."""
     with (
@@ -76,18 +99,9 @@ def measure(server: LiveServer, revocations: str, n: int) -> list[float]:
         ) as verifier,
         httpx.Client(base_url=server.base_url) as client,
     ):
-        delays: list[float] = []
-        stop_at = time.monotonic() + TIME_LIMIT_S
-        for _ in range(n):
-            if time.monotonic() > stop_at:
-                break
-            csrf, token = login_and_token(client, "bench")
-            verifier.verify(token)
-            logout(client, csrf)
-            done = time.perf_counter()
-            delays.append((_until_revoked(verifier, token) - done) * 1000)
-            client.cookies.clear()
-        return delays
+        return _logout_delays(
+            client, n, verifier.verify, lambda token: _until_revoked(verifier, token)
+        )
 
 
 def measure_api(server: LiveServer, n: int) -> list[float]:
@@ -106,28 +120,24 @@ def measure_api(server: LiveServer, n: int) -> list[float]:
             httpx.Client(base_url=server.base_url) as client,
             httpx.Client(base_url=f"http://127.0.0.1:{port}") as orders,
         ):
-            delays: list[float] = []
-            stop_at = time.monotonic() + TIME_LIMIT_S
-            for _ in range(n):
-                if time.monotonic() > stop_at:
-                    break
-                csrf, token = login_and_token(client, "bench")
+
+            def accepted(token: str) -> None:
+                answer = orders.get("/orders", headers={"authorization": f"Bearer {token}"})
+                if answer.status_code != 200:
+                    raise RuntimeError(f"the orders API refused a fresh token: {answer.text}")
+
+            def refused_at(token: str) -> float:
                 bearer = {"authorization": f"Bearer {token}"}
-                accepted = orders.get("/orders", headers=bearer)
-                if accepted.status_code != 200:
-                    raise RuntimeError(f"the orders API refused a fresh token: {accepted.text}")
-                logout(client, csrf)
-                done = time.perf_counter()
-                deadline = done + 5.0
+                deadline = time.perf_counter() + 5.0
                 while (answer := orders.get("/orders", headers=bearer)).status_code == 200:
                     if time.perf_counter() > deadline:
                         raise TimeoutError("the orders API kept accepting a revoked token")
                 refused = time.perf_counter()
                 if answer.status_code != 401 or answer.json().get("error") != "revoked_token":
                     raise RuntimeError(f"unexpected answer after logout: {answer.text}")
-                delays.append((refused - done) * 1000)
-                client.cookies.clear()
-            return delays
+                return refused
+
+            return _logout_delays(client, n, accepted, refused_at)
     finally:
         api.stop()
 

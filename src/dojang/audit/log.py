@@ -150,29 +150,13 @@ class AuditLog:
         if self._on_record is not None:
             self._on_record(rec.action, rec.outcome, rec.detail)
 
-    async def record(
-        self,
-        action: str,
-        *,
-        outcome: Outcome = "success",
-        actor: str | None = None,
-        subject: str | None = None,
-        client_ip: str | None = None,
-        user_agent: str | None = None,
-        sid: str | None = None,
-        **detail: Any,
-    ) -> AuditRecord:
-        """Append one record; the JSON log line is emitted even if the database is down."""
-        prepared = self.prepare(
-            action,
-            outcome=outcome,
-            actor=actor,
-            subject=subject,
-            client_ip=client_ip,
-            user_agent=user_agent,
-            sid=sid,
-            **detail,
-        )
+    async def record(self, action: str, **fields: Any) -> AuditRecord:
+        """Append one record; the JSON log line is emitted even if the database is down.
+
+        ``fields`` are :meth:`prepare`'s keywords (``outcome``, ``actor``, ``subject``,
+        ``client_ip``, ``user_agent``, ``sid``, then free-form detail).
+        """
+        prepared = self.prepare(action, **fields)
         self.announce(prepared)
         new_id = await self._writes.submit(prepared.row)
         return replace(prepared.record, id=new_id)

@@ -173,6 +173,8 @@ async def run_worker(svc: Services, *, interval: float = 5.0) -> None:
             await sweep(svc)
             await drain(svc)
         except Exception:
-            # A store outage must not kill the worker; it retries on the next tick.
+            # Anything (a store outage, a bug) must not kill the worker for good. It fails
+            # closed: a delivery is marked done only after its client acknowledged it, so a
+            # failed pass leaves every pending delivery recorded, and the next tick retries.
             log.exception("back-channel logout worker pass failed")
         await asyncio.sleep(interval)

@@ -114,6 +114,9 @@ class EventFollower:
             except Exception:
                 # A bug must not end following for good (the lag gauge would then grow
                 # forever without an explanation): log it with its traceback and retry.
+                # Closed meanwhile: the cursor only passes events already applied, so the
+                # retry re-reads the one that failed, and no session check relies on this
+                # deny list (checks read the session store).
                 log.exception("event follower round failed; retrying")
                 await asyncio.sleep(self.retry_delay)
                 continue

@@ -198,7 +198,9 @@ def _exchanged_scope(requested: str | None, granted: frozenset[str], subject: ob
     return normalize_scope(sorted(scopes))
 
 
-async def token_exchange(svc: Services, client: Client, form: dict[str, str]) -> dict[str, Any]:
+async def token_exchange(
+    svc: Services, client: Client, form: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """RFC 8693: a service that received a user's token gets one for a downstream API.
 
     Exchange only ever narrows (docs/token-exchange.md):
@@ -211,6 +213,9 @@ async def token_exchange(svc: Services, client: Client, form: dict[str, str]) ->
        subject token's own ``scope`` (``invalid_scope``), and is not empty;
     4. the new token keeps ``sub`` and ``sid`` (ending the session kills it too), names the
        client in ``act`` (RFC 8693 §4.1) and never outlives the subject token.
+
+    Returns the token response and the subject token's verified claims (for the audit
+    record, so nobody decodes the token a second time).
     """
     if client.serves is None:
         raise OAuthError("unauthorized_client", "client is not registered as serving an API")
@@ -259,7 +264,7 @@ async def token_exchange(svc: Services, client: Client, form: dict[str, str]) ->
         ) from None
     body = _token_response(token, ttl, scope)
     body["issued_token_type"] = ACCESS_TOKEN_TYPE
-    return body
+    return body, claims
 
 
 async def introspect(svc: Services, client: Client, token: str) -> dict[str, Any]:

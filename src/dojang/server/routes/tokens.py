@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dojang.jose import decode_segments, parse_json_object
 from dojang.oidc import client_auth
 from dojang.oidc import grants as oidc_grants
 from dojang.server import oauth
@@ -113,12 +112,6 @@ async def mint_for_session(request: Request) -> Response:
     return json_ok(out)
 
 
-def _claims(token: str) -> dict[str, Any]:
-    """The claims of a token this server just issued or verified (for its audit record)."""
-    _, payload, _, _ = decode_segments(token)
-    return parse_json_object(payload)
-
-
 async def _oauth_form(request: Request) -> dict[str, str]:
     try:
         return await read_form(request, FORM_LIMIT)
@@ -160,10 +153,9 @@ async def token_endpoint(request: Request) -> Response:
                 scope=body.get("scope", ""),
             )
         else:
-            body = await oauth.token_exchange(svc, client, form)
-            # Whose token was exchanged: the subject token was fully verified by the
-            # exchange, so its claims can be read back here (never the token itself).
-            subject = _claims(form["subject_token"])
+            # ``subject``: the verified claims of the exchanged token (whose it was, for
+            # the record; never the token itself).
+            body, subject = await oauth.token_exchange(svc, client, form)
             sub, sid = subject.get("sub"), subject.get("sid")
             await audit(
                 request,
