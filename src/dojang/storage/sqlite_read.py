@@ -120,16 +120,14 @@ class IndexedSelect:
 
     async def one(self, db: Database, what: str, **params: Any) -> Any | None:
         """The first row for ``params`` (a named tuple) or None; outages → StoreUnavailable."""
-        reader = db.reader
-        if reader is not None:
-            try:
-                row = reader.fetch_one(self.sqlite_sql, tuple(params[k] for k in self._order))
-            except sqlite3.Error as e:
-                log.warning(
-                    "fast %s read failed (%s); using the async path", what, type(e).__name__
-                )
-            else:
-                return None if row is None else self._shape(row)
+        try:
+            row = self.raw_now(db, *(params[k] for k in self._order))
+        except LookupError:
+            pass  # not a SQLite file: the async path is the only one
+        except sqlite3.Error as e:
+            log.warning("fast %s read failed (%s); using the async path", what, type(e).__name__)
+        else:
+            return None if row is None else self._shape(row)
         async with db.connection(what) as conn:
             found = (await conn.execute(self.stmt, params)).first()
         return None if found is None else self._shape(tuple(found))

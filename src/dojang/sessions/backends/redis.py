@@ -110,10 +110,13 @@ import ipaddress
 import json
 import logging
 import math
+import random
 import struct
 import zlib
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import TypeVar
+
+from redis.asyncio import RedisCluster
 
 from dojang.errors import SessionCollision, SessionNotFound
 from dojang.redis_client import (
@@ -784,14 +787,8 @@ class RedisSessionStore:
           65,536 / buckets read: unbiased, about ±5 % (one standard error) from ~15,000
           sessions up, and at most ~2,500 pipelined commands per scrape.
         """
-        # Imported here: local to this method (the rest of the module does not need them).
-        import random
-
-        from redis.asyncio import RedisCluster
-
         exact_up_to, target, max_buckets, per_round = 50_000, 500, 2_048, 256
         n_buckets = 1 << (8 * _BUCKET)
-        times = struct.Struct("<BB3d")  # version, flags, last_seen, idle, absolute
 
         async def live_records(key_hashes: Sequence[bytes]) -> int:
             """How many of these records exist and are live at ``now``."""
@@ -799,12 +796,12 @@ class RedisSessionStore:
                 return 0
             pipe = self._client.pipeline(transaction=False)
             for key_hash in key_hashes:
-                pipe.getrange(self._record(key_hash), 0, times.size - 1)
+                pipe.getrange(self._record(key_hash), 0, _HEAD.size - 1)
             live = 0
             for blob in await pipe.execute():
                 head = _raw(blob or b"")
-                if len(head) == times.size:  # else the record is gone (expired or ended)
-                    version, _, last_seen, idle, absolute = times.unpack(head)
+                if len(head) == _HEAD.size:  # else the record is gone (expired or ended)
+                    version, _, last_seen, idle, absolute, _ = _HEAD.unpack(head)
                     live += version == _VERSION and now < min(last_seen + idle, absolute)
             return live
 
