@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, NoReturn
+from json.scanner import make_scanner
+from typing import Any, NoReturn, cast
 
 from dojang.errors import MalformedToken
 
@@ -49,6 +50,22 @@ def _parse_float(text: str) -> float:
 _DECODER = json.JSONDecoder(
     object_pairs_hook=_pairs_hook, parse_constant=_reject_constant, parse_float=_parse_float
 )
+# The decoder's scanner, called directly (typeshed types its argument as a scanner context;
+# a JSONDecoder is what it reads the hooks from).
+_SCAN = make_scanner(cast(Any, _DECODER))
+# The same grammar with each object returned as its list of (name, value) pairs, built in C
+# without calling _pairs_hook: parse_json_object uses it for flat documents, where the only
+# object is the top-level one and the duplicate check can be done once, inline.
+_SCAN_PAIRS = make_scanner(
+    cast(
+        Any,
+        json.JSONDecoder(
+            object_pairs_hook=list, parse_constant=_reject_constant, parse_float=_parse_float
+        ),
+    )
+)
+# Bytes that make a document not flat (nesting, or escapes that could spell a surrogate).
+_NOT_FLAT = b"{[\\"
 
 
 def _walk(root: object, check_depth: bool, check_strings: bool) -> None:
@@ -80,8 +97,30 @@ def parse_json_object(data: bytes, what: str = "JSON") -> dict[str, object]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedToken(f"{what} is not valid UTF-8") from None
+    # Fast path for what issuers emit: a compact object whose only "{" is its first byte, with
+    # no "[" and no "\\" anywhere, so it has depth 1 and no escape (hence no surrogate). Any
+    # failure here (bad JSON, NaN, trailing data) falls through to the full path below, which
+    # gives the precise error.
+    if data.startswith(b"{") and len(data.translate(None, _NOT_FLAT)) == len(data) - 1:
+        try:
+            pairs, end = _SCAN_PAIRS(text, 0)
+        except (StopIteration, ValueError):
+            end = -1
+        if end == len(text):
+            obj = dict(pairs)
+            if len(obj) != len(pairs):
+                raise MalformedToken(f"{what}: duplicate member name")
+            return obj
     try:
-        obj = _DECODER.decode(text)
+        # The scanner alone reads a compact document (what every issuer emits) without the two
+        # whitespace regex matches JSONDecoder.decode adds around it; surrounding whitespace,
+        # trailing data and errors take the full decoder, which answers exactly as before.
+        try:
+            obj, end = _SCAN(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            obj = _DECODER.decode(text)
         # Cheap pre-checks keep the common case free of a Python-level walk: depth can only
         # exceed MAX_DEPTH with more than MAX_DEPTH brackets, and a lone surrogate can only
         # appear through a \u escape (strict UTF-8 decoding already refused encoded ones).

@@ -172,17 +172,24 @@ class Key:
 
     ``repr`` shows only kid, alg and whether the key is private; key material never appears in
     reprs, logs or error messages.
+
+    ``sign(signing_input) -> bytes`` gives 64 bytes for EdDSA and a 64-byte low-S R||S for
+    ES256; on a public-only key it raises AlgorithmNotAllowed. ``verify(signature,
+    signing_input) -> bool`` never raises for a bad signature: wrong lengths, DER-encoded ECDSA
+    and out-of-range scalars all give False. Both are the primitives of
+    ``dojang.jose.algorithms`` bound to this key, held as attributes rather than wrapped in
+    methods because they run once per token.
     """
 
     __slots__ = (
         "_private",
         "_public",
         "_public_jwk",
-        "_signer",
-        "_verifier",
         "alg",
         "is_private",
         "kid",
+        "sign",
+        "verify",
     )
 
     kid: str
@@ -190,8 +197,8 @@ class Key:
     is_private: bool
     _public: PublicKey
     _private: PrivateKey | None
-    _verifier: Verifier
-    _signer: Signer | None
+    sign: Signer
+    verify: Verifier
     _public_jwk: dict[str, str]
 
     def __init__(self, kid: str, alg: str, public: PublicKey, private: PrivateKey | None) -> None:
@@ -210,8 +217,9 @@ class Key:
         init(self, "is_private", private is not None)
         init(self, "_public", public)
         init(self, "_private", private)
-        init(self, "_verifier", verifier)
-        init(self, "_signer", signer)
+        # The bound primitives themselves, not methods wrapping them: they run once per token.
+        init(self, "verify", verifier)
+        init(self, "sign", signer if signer is not None else _cannot_sign(kid, alg))
         init(self, "_public_jwk", _public_members(public))
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
@@ -287,19 +295,12 @@ class Key:
             raise KeyFileError(f"key {self.kid!r} has no private part")
         return {**self.public_jwk(), "d": b64url_encode(d)}
 
-    # --- use ------------------------------------------------------------------------------
 
-    def sign(self, signing_input: bytes) -> bytes:
-        """Sign ``signing_input``: 64 bytes for EdDSA, 64-byte low-S R||S for ES256."""
-        signer = self._signer
-        if signer is None:
-            raise AlgorithmNotAllowed(f"key {self.kid!r} cannot sign ({self.alg}, public only)")
-        return signer(signing_input)
+def _cannot_sign(kid: str, alg: str) -> Signer:
+    def sign(signing_input: bytes) -> bytes:
+        raise AlgorithmNotAllowed(f"key {kid!r} cannot sign ({alg}, public only)")
 
-    def verify(self, signature: bytes, signing_input: bytes) -> bool:
-        """Return whether ``signature`` is valid over ``signing_input``; never raises for bad
-        signatures (wrong length, DER-encoded ECDSA, out-of-range scalars all give False)."""
-        return self._verifier(signature, signing_input)
+    return sign
 
 
 def _public_members(public: PublicKey) -> dict[str, str]:

@@ -25,21 +25,29 @@ from dojang.errors import (
     UnknownKey,
     UnsupportedHeader,
 )
-from dojang.jose._b64 import b64url_decode, b64url_encode
+from dojang.jose._b64 import _TO_STANDARD, b64url_encode, decode_standard
 from dojang.jose._json import parse_json_object
 from dojang.jose.jwk import MAX_KID_LENGTH, Key
 from dojang.jose.keyset import KeySet
 
-__all__ = ["MAX_TOKEN_BYTES", "decode_segments", "sign_compact", "verify_compact"]
+__all__ = [
+    "MAX_TOKEN_BYTES",
+    "decode_header",
+    "decode_segments",
+    "sign_compact",
+    "split_compact",
+    "verify_compact",
+]
 
 MAX_TOKEN_BYTES = 8192
 MAX_TYP_LENGTH = 256
 _ALLOWED_HEADER = frozenset({"alg", "kid", "typ"})
 
 # An issuer's tokens share a handful of distinct headers, so verified-well-formed headers are
-# cached by their exact base64url text: the hot path then skips base64 and JSON for them. The
-# cache is bounded and simply cleared when full, so hostile headers cannot grow it.
-_HEADER_CACHE: dict[str, dict[str, object]] = {}
+# cached by their exact base64url text (as translated by ``to_standard``): the hot path then
+# skips base64 and JSON for them. The cache is bounded and simply cleared when full, so hostile
+# headers cannot grow it.
+_HEADER_CACHE: dict[bytes, dict[str, object]] = {}
 _HEADER_CACHE_SIZE = 256
 
 
@@ -67,6 +75,56 @@ def _check_header(header: dict[str, object]) -> None:
             raise MalformedToken("header 'typ' must be a non-empty string of at most 256 chars")
 
 
+def split_compact(token: str | bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """Check a compact JWS's size and shape; return its segments ready for decoding.
+
+    Returns ``(header, payload, signature, signing_input)``: the three segments passed through
+    ``dojang.jose._b64.to_standard`` (decode them with ``decode_standard``) and the untouched
+    ASCII signing input. Raises TokenTooLarge or MalformedToken.
+    """
+    if isinstance(token, str):
+        # The cap comes first: nothing below may spend work proportional to hostile input.
+        if len(token) > MAX_TOKEN_BYTES:
+            raise TokenTooLarge(f"token longer than {MAX_TOKEN_BYTES} bytes")
+        try:
+            data = token.encode("ascii")
+        except UnicodeEncodeError:
+            raise MalformedToken("token is not ASCII") from None
+    elif isinstance(token, bytes):
+        if len(token) > MAX_TOKEN_BYTES:
+            raise TokenTooLarge(f"token longer than {MAX_TOKEN_BYTES} bytes")
+        if not token.isascii():
+            raise MalformedToken("token is not ASCII")
+        data = token
+    else:
+        raise MalformedToken("token must be str or bytes")
+    # One to_standard pass for the whole token; "." survives it, so splitting afterwards gives
+    # the same segments as splitting first.
+    parts = data.translate(_TO_STANDARD).split(b".")  # to_standard, written out (hot path)
+    if len(parts) != 3:
+        raise MalformedToken("token must have exactly three segments")
+    header, payload, signature = parts
+    if not header or not signature:
+        raise MalformedToken("header and signature segments must not be empty")
+    return header, payload, signature, data[: len(header) + 1 + len(payload)]
+
+
+def decode_header(segment: bytes) -> dict[str, object]:
+    """Decode and check a header segment from ``split_compact``; the result is shared.
+
+    Raises MalformedToken, UnsupportedHeader, AlgorithmNotAllowed (``alg: none``) or UnknownKey
+    (blank ``kid``). The returned dict is the cache's own: callers must not modify it.
+    """
+    cached = _HEADER_CACHE.get(segment)
+    if cached is None:
+        cached = parse_json_object(decode_standard(segment, "header"), "header")
+        _check_header(cached)
+        if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
+            _HEADER_CACHE.clear()
+        _HEADER_CACHE[segment] = cached
+    return cached
+
+
 def decode_segments(token: str | bytes) -> tuple[dict[str, object], bytes, bytes, bytes]:
     """Strictly parse a compact JWS without checking the signature.
 
@@ -74,33 +132,10 @@ def decode_segments(token: str | bytes) -> tuple[dict[str, object], bytes, bytes
     MalformedToken, UnsupportedHeader, AlgorithmNotAllowed (``alg: none``) or UnknownKey
     (blank ``kid``).
     """
-    if not isinstance(token, str | bytes):
-        raise MalformedToken("token must be str or bytes")
-    # The cap comes first: nothing below may spend work proportional to hostile input.
-    if len(token) > MAX_TOKEN_BYTES:
-        raise TokenTooLarge(f"token longer than {MAX_TOKEN_BYTES} bytes")
-    if isinstance(token, bytes):
-        try:
-            token = token.decode("ascii")
-        except UnicodeDecodeError:
-            raise MalformedToken("token is not ASCII") from None
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise MalformedToken("token must have exactly three segments")
-    header_b64, payload_b64, signature_b64 = parts
-    if not header_b64 or not signature_b64:
-        raise MalformedToken("header and signature segments must not be empty")
-    cached = _HEADER_CACHE.get(header_b64)
-    if cached is None:
-        cached = parse_json_object(b64url_decode(header_b64, "header"), "header")
-        _check_header(cached)
-        if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
-            _HEADER_CACHE.clear()
-        _HEADER_CACHE[header_b64] = cached
-    header = dict(cached)  # callers own their copy; the cached one is never exposed
-    payload = b64url_decode(payload_b64, "payload")
-    signature = b64url_decode(signature_b64, "signature")
-    signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
+    header_b64, payload_b64, signature_b64, signing_input = split_compact(token)
+    header = dict(decode_header(header_b64))  # callers own their copy; the cache keeps its own
+    payload = decode_standard(payload_b64, "payload")
+    signature = decode_standard(signature_b64, "signature")
     return header, payload, signature, signing_input
 
 
