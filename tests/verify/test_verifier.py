@@ -10,12 +10,16 @@ import pytest
 
 from dojang.clock import FrozenClock
 from dojang.errors import (
+    AlgorithmNotAllowed,
+    BadSignature,
     ConfigError,
     ExpiredToken,
     InvalidToken,
+    MalformedToken,
     NotYetValid,
     RevokedToken,
     UnknownKey,
+    WrongTokenType,
 )
 from dojang.jose import KeySet, decode_segments
 from dojang.tokens import Issuer
@@ -158,3 +162,67 @@ def test_config_reports_every_problem(keyset: KeySet) -> None:
     with pytest.raises(ConfigError) as info:
         Verifier(issuer="", audience="", jwks=keyset.public_jwks(), leeway=-1)
     assert len(info.value.problems) == 3
+
+
+# --- the remembered-header fast path --------------------------------------------------------
+
+
+def _respell(token: str, **header: object) -> str:
+    """The token with its header replaced (the signature then no longer matches)."""
+    import base64
+    import json
+
+    encoded = base64.urlsafe_b64encode(json.dumps(header, separators=(",", ":")).encode())
+    return encoded.rstrip(b"=").decode() + token[token.index(".") :]
+
+
+def _bad_payload(token: str) -> str:
+    h, _, s = token.split(".")
+    return f"{h}.a.{s}"  # one base64url character: an impossible length
+
+
+@pytest.mark.parametrize("seen_before", [False, True])
+def test_errors_do_not_depend_on_whether_the_header_was_seen(
+    issuer: Issuer, keyset: KeySet, clock: FrozenClock, seen_before: bool
+) -> None:
+    """A header the Verifier remembers skips its decoding, never a check or the check order."""
+    v = _verifier(keyset, clock)
+    good = issuer.access_token(sub="u1", audience=AUD, sid="s1")
+    one_time = issuer.one_time_token(sub="u1", purpose="reset", ttl=60, audience=AUD)
+    if seen_before:
+        assert v.verify(good)["sub"] == "u1"
+        with pytest.raises(WrongTokenType):
+            v.verify(one_time)
+    with pytest.raises(MalformedToken, match="payload"):
+        v.verify(_bad_payload(good))  # base64 errors come before the typ check...
+    with pytest.raises(MalformedToken, match="payload"):
+        v.verify(_bad_payload(one_time))
+    with pytest.raises(WrongTokenType):
+        v.verify(one_time)  # ...and a refused header is never remembered as good
+    with pytest.raises(WrongTokenType):
+        v.verify(one_time)
+    kid = decode_segments(good)[0]["kid"]
+    with pytest.raises(AlgorithmNotAllowed):
+        v.verify(_respell(good, alg="ES256", kid=kid, typ="at+jwt"))  # EdDSA key
+    with pytest.raises(BadSignature):
+        v.verify(_respell(good, kid=kid, typ="at+jwt", alg="EdDSA"))  # same header, respelled
+
+
+def test_remembered_headers_are_per_verifier_and_bounded(
+    issuer: Issuer, keyset: KeySet, clock: FrozenClock
+) -> None:
+    access = _verifier(keyset, clock)
+    one_time = _verifier(keyset, clock, typ="ott+jwt")
+    token = issuer.access_token(sub="u1", audience=AUD, sid="s1")
+    assert access.verify(token)
+    with pytest.raises(WrongTokenType):
+        one_time.verify(token)  # what one Verifier admitted means nothing to another
+    kid = decode_segments(token)[0]["kid"]
+    for n in range(200):
+        # 200 distinct headers that all pass the header checks (typ compares without case),
+        # as a hostile client could send: each is remembered, the memory stays bounded.
+        typ = "".join(c.upper() if (n >> i) & 1 else c for i, c in enumerate("application/at+jwt"))
+        with pytest.raises(BadSignature):
+            access.verify(_respell(token, alg="EdDSA", kid=kid, typ=typ))
+    assert 0 < len(access._headers) <= 64
+    assert access.verify(token)["sub"] == "u1"

@@ -34,7 +34,9 @@ from dojang.errors import (
     UnknownKey,
     WrongTokenType,
 )
-from dojang.jose import ALGORITHMS, Key, KeySet, decode_segments, parse_json_object
+from dojang.jose import ALGORITHMS, Key, KeySet, parse_json_object
+from dojang.jose._b64 import decode_standard
+from dojang.jose.jws import decode_header, split_compact
 from dojang.verify.claims import SUBJECT_KINDS, SubjectKind, check_claims
 from dojang.verify.jwks import RemoteJwks, StaticKeys, static_keys
 from dojang.verify.revocation import RevocationView
@@ -48,6 +50,8 @@ __all__ = ["Verifier"]
 
 _log = logging.getLogger("dojang.security")
 _MEDIA_PREFIX = "application/"
+# Distinct headers remembered per Verifier (an issuer has a handful: one per key and typ).
+_HEADERS_KEPT = 64
 
 
 def _normalize_typ(typ: str) -> str:
@@ -137,6 +141,7 @@ class Verifier:
         self.max_lifetime = float(max_lifetime)
         self.subject_kind: SubjectKind | None = subject_kind
         self._clock = clock
+        self._headers: dict[bytes, tuple[str, str]] = {}
         self._keys: StaticKeys | RemoteJwks
         if isinstance(jwks, str):
             self._keys = RemoteJwks(
@@ -202,21 +207,19 @@ class Verifier:
     def verify(self, token: str) -> dict[str, Any]:
         """Return the verified claims of ``token`` or raise an InvalidToken subclass."""
         try:
-            if type(token) is not str:
-                raise MalformedToken("token must be a string")
-            header, payload, signature, signing_input = decode_segments(token)
-            kid = self._check_header(header)
+            kid, alg, payload, signature, signing_input = self._parse(token)
             keys = self._keys
+            now = self._clock.now()
             if isinstance(keys, StaticKeys):
                 # A retired key past its keep-until time is absent, by our clock.
-                key = keys.keyset.get(kid, now=self._clock.now())
+                key = keys.keyset.get(kid, now=now)
             else:
                 found = keys.lookup(kid)
                 if found is None:
                     keys.refresh()
                     found = keys.final().get(kid)
                 key = found
-            claims = self._finish(header, key, payload, signature, signing_input)
+            claims = self._finish(alg, key, payload, signature, signing_input, now)
         except InvalidToken as exc:
             if self.metrics is not None:
                 self.metrics.count_rejected(exc.code)
@@ -230,21 +233,19 @@ class Verifier:
     async def averify(self, token: str) -> dict[str, Any]:
         """Async twin of ``verify``; JWKS fetches do not block the event loop."""
         try:
-            if type(token) is not str:
-                raise MalformedToken("token must be a string")
-            header, payload, signature, signing_input = decode_segments(token)
-            kid = self._check_header(header)
+            kid, alg, payload, signature, signing_input = self._parse(token)
             keys = self._keys
+            now = self._clock.now()
             if isinstance(keys, StaticKeys):
                 # A retired key past its keep-until time is absent, by our clock.
-                key = keys.keyset.get(kid, now=self._clock.now())
+                key = keys.keyset.get(kid, now=now)
             else:
                 found = keys.lookup(kid)
                 if found is None:
                     await keys.arefresh()
                     found = keys.final().get(kid)
                 key = found
-            claims = self._finish(header, key, payload, signature, signing_input)
+            claims = self._finish(alg, key, payload, signature, signing_input, now)
         except InvalidToken as exc:
             if self.metrics is not None:
                 self.metrics.count_rejected(exc.code)
@@ -263,7 +264,28 @@ class Verifier:
             self.metrics.count_rejected(denied.code)
         return denied
 
-    def _check_header(self, header: dict[str, object]) -> str:
+    def _parse(self, token: str) -> tuple[str, str, bytes, bytes, bytes]:
+        """Steps 1-2 and the retired-kid check: ``(kid, alg, payload, signature, input)``."""
+        if type(token) is not str:
+            raise MalformedToken("token must be a string")
+        header_b64, payload_b64, signature_b64, signing_input = split_compact(token)
+        # Headers that passed every check below are remembered as (kid, alg) by their exact
+        # text, so the common case skips base64, JSON and the typ comparison. Checks run in
+        # the same order either way, so a token meets the same error whether or not its
+        # header was seen before.
+        known = self._headers.get(header_b64)
+        header = decode_header(header_b64) if known is None else None
+        payload = decode_standard(payload_b64, "payload")
+        signature = decode_standard(signature_b64, "signature")
+        if header is not None:
+            known = self._admit_header(header_b64, header)
+        kid, alg = known  # type: ignore[misc]  # set on both branches above
+        if self._key_retired is not None and self._key_retired(kid):
+            # key.retired: a compromised key; a cached JWKS may still list it.
+            raise RevokedToken("token is signed by a retired key")
+        return kid, alg, payload, signature, signing_input
+
+    def _admit_header(self, header_b64: bytes, header: Mapping[str, object]) -> tuple[str, str]:
         typ = header.get("typ")
         if typ is None:
             raise WrongTokenType("header has no typ")
@@ -273,20 +295,23 @@ class Verifier:
         if type(kid) is not str:
             # Never "try every key" (or the only key) when kid is absent: explicit selection.
             raise UnknownKey("header has no kid")
-        if self._key_retired is not None and self._key_retired(kid):
-            # key.retired: a compromised key; a cached JWKS may still list it.
-            raise RevokedToken("token is signed by a retired key")
-        return kid
+        alg = header["alg"]
+        if type(alg) is not str:  # decode_header already refuses this; never remember it
+            raise MalformedToken("header 'alg' is missing or not a string")
+        if len(self._headers) >= _HEADERS_KEPT:
+            self._headers.clear()  # bounded: hostile headers cannot grow it
+        self._headers[header_b64] = (kid, alg)
+        return kid, alg
 
     def _finish(
         self,
-        header: dict[str, object],
+        alg: str,
         key: Key,
         payload: bytes,
         signature: bytes,
         signing_input: bytes,
+        now: float,
     ) -> dict[str, Any]:
-        alg = header["alg"]
         # RFC 8725 §3.1: the key's bound alg decides; the header may only agree with it.
         if alg != key.alg or alg not in self.algorithms:
             raise AlgorithmNotAllowed("alg is not allowed for this key")
@@ -297,7 +322,7 @@ class Verifier:
             claims,
             issuer=self.issuer,
             audience=self.audience,
-            now=self._clock.now(),
+            now=now,
             leeway=self.leeway,
             max_lifetime=self.max_lifetime,
             subject_kind=self.subject_kind,
