@@ -1,4 +1,4 @@
-"""Issuer: claim sets per kind, lifetimes, argument validation, and a speed bound."""
+"""Issuer: claim sets per kind, lifetimes, argument validation, byte-exact encoding, jti ids."""
 
 from __future__ import annotations
 
@@ -221,3 +221,99 @@ def test_lone_surrogates_are_refused(issuer: Issuer) -> None:
     """A string that is not valid Unicode cannot become UTF-8 claims."""
     with pytest.raises(InvalidClaims):
         issuer.access_token(sub="u\udc80", audience="a", sid="s")
+
+
+_IDENTIFIER = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sub=_IDENTIFIER,
+    audience=_IDENTIFIER,
+    sid=st.none() | _IDENTIFIER,
+    client_id=st.none() | _IDENTIFIER,
+    scope=st.sampled_from(["", "a", "orders:read orders:write", "b a b"]),
+)
+def test_access_payload_is_the_json_encoders_byte_for_byte(
+    sub: str, audience: str, sid: str | None, client_id: str | None, scope: str
+) -> None:
+    """Access and service tokens are formatted directly; the bytes are json's, in claim order."""
+    keyset = KeySet.generate("EdDSA")
+    issuer = Issuer(keyset, issuer='https://auth.example/"quoted"\\path', clock=FrozenClock())
+    if sid is None and client_id is not None and client_id == sub:
+        sid = "s"  # that shape is a service token, refused from access_token
+    token = issuer.access_token(
+        sub=sub, audience=audience, sid=sid, client_id=client_id, scope=scope
+    )
+    service = issuer.service_token(client_id=sub, audience=audience, scope=scope)
+    for minted, expect_sid, expect_client in ((token, sid, client_id), (service, None, sub)):
+        payload = decode_segments(minted)[1]
+        claims = json.loads(payload)
+        expected: dict[str, Any] = {
+            "iss": issuer.issuer,
+            "sub": sub,
+            "aud": audience,
+            "exp": claims["exp"],
+            "iat": claims["iat"],
+            "jti": claims["jti"],
+        }
+        if expect_sid is not None:
+            expected["sid"] = expect_sid
+        if expect_client is not None:
+            expected["client_id"] = expect_client
+        if normalize_scope(scope):
+            expected["scope"] = normalize_scope(scope)
+        encoded = json.dumps(expected, separators=(",", ":"), ensure_ascii=False)
+        assert payload == encoded.encode("utf-8")
+
+
+def test_jti_batches_encode_each_id_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One encoder call per batch gives exactly the per-id base64url of each 16 random bytes."""
+    import base64
+    import os
+
+    from dojang.tokens.issuer import _JtiSource
+
+    drawn: list[bytes] = []
+    real = os.urandom
+
+    def recording(n: int) -> bytes:
+        drawn.append(real(n))
+        return drawn[-1]
+
+    source = _JtiSource()
+    monkeypatch.setattr(os, "urandom", recording)
+    ids = [source() for _ in range(_JtiSource._BATCH)]
+    assert len(drawn) == 1 and len(drawn[0]) == 16 * _JtiSource._BATCH
+    raw = drawn[0]
+    expected = {
+        base64.urlsafe_b64encode(raw[i : i + 16]).rstrip(b"=").decode()
+        for i in range(0, len(raw), 16)
+    }
+    assert set(ids) == expected and len(ids) == len(expected)
+    source()
+    assert len(drawn) == 2  # the batch was used up, each id once
+
+
+def test_a_forked_child_never_reuses_the_parents_jtis() -> None:
+    """Ids buffered before fork() are dropped in the child, so the two never share one."""
+    import os
+
+    from dojang.tokens.issuer import _JtiSource
+
+    source = _JtiSource()
+    parent_first = source()  # fills the buffer: 255 ids left in it
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report the ids it would mint next, then leave at once
+        try:
+            os.write(write, " ".join(source() for _ in range(5)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child_ids = set(os.read(read, 4096).decode().split())
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent_next = {source() for _ in range(255)}
+    assert len(child_ids) == 5
+    assert not child_ids & (parent_next | {parent_first})

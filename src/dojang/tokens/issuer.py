@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from dojang.clock import SYSTEM_CLOCK, Clock
 from dojang.errors import ConfigError, InvalidClaims, LifetimeTooLong, TokenTooLarge
-from dojang.jose import MAX_TOKEN_BYTES, KeySet
+from dojang.jose import MAX_TOKEN_BYTES, Key, KeySet
 from dojang.tokens.kinds import (
     ACCESS_TYP,
     DEFAULT_MAX_TTL,
@@ -39,6 +39,7 @@ MAX_ID_LENGTH: Final = 255
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _KEY_FRAGMENTS: dict[str, str] = {}
+_quote = encode_basestring  # a str as JSON, exactly as the encoder writes it (no ensure_ascii)
 
 
 def _encode_claims(claims: dict[str, Any]) -> str:
@@ -68,7 +69,17 @@ def _encode_claims(claims: dict[str, Any]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
+def _claims_json(claims: dict[str, Any]) -> str:
+    try:
+        return _encode_claims(claims)
+    except (TypeError, ValueError) as exc:
+        raise InvalidClaims("claims must be JSON-serializable (no NaN/Infinity)") from exc
+
+
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+_b2a = binascii.b2a_base64
 
 
 def _b64(data: bytes) -> bytes:
@@ -81,25 +92,41 @@ class _JtiSource:
 
     The bytes are drawn 4 KiB at a time, so minting a token costs no system call of its own;
     they are the same CSPRNG output ``secrets.token_urlsafe(16)`` would give. A jti is a
-    unique name, not a secret, and every byte is used once.
+    unique name, not a secret, and every byte is used once. A forked child starts with an
+    empty buffer, so parent and child never hand out the same ids.
+
+    The hot path pops ``ids`` itself (one C call) and calls ``refill`` only when it is empty.
     """
 
     _BATCH = 256
 
     def __init__(self) -> None:
-        self._ids: list[str] = []
+        self.ids: list[str] = []
+        os.register_at_fork(after_in_child=self.ids.clear)
+
+    def refill(self) -> str:
+        """Draw a new batch and return one id from it."""
+        # Each id is the base64url of its own 16 bytes (16 bytes are 21⅓ characters: 22, the
+        # last one's low bits zero), so ids share no bits. One encoder call does the batch:
+        # every 16 bytes get two zero bytes appended (18 bytes encode to exactly 24
+        # characters), and the first 22 characters of each 24 are that id.
+        raw = os.urandom(16 * self._BATCH)
+        spaced = bytearray(18 * self._BATCH)
+        for i in range(16):
+            spaced[i::18] = raw[i::16]
+        text = _b64(bytes(spaced)).decode("ascii")
+        self.ids.extend([text[i : i + 22] for i in range(0, len(text), 24)])
+        return self.ids.pop()
 
     def __call__(self) -> str:
-        ids = self._ids
-        if not ids:
-            # Each id is encoded on its own (16 bytes are 21⅓ base64 characters), so ids share
-            # no bits and each is canonical: 22 characters, the last one's low bits zero.
-            raw = os.urandom(16 * self._BATCH)
-            ids.extend(_b64(raw[i : i + 16]).decode("ascii") for i in range(0, len(raw), 16))
-        return ids.pop()
+        try:
+            return self.ids.pop()
+        except IndexError:
+            return self.refill()
 
 
 _new_jti = _JtiSource()
+_jti_pool = _new_jti.ids  # the same list; refill extends it in place
 
 
 def _identifier(name: str, value: object) -> str:
@@ -178,7 +205,8 @@ class Issuer:
         self.access_ttl = access_ttl
         self.max_ttl: Mapping[Kind, int] = limits
         self._clock = clock
-        self._headers: dict[tuple[str, str, str], bytes] = {}
+        self._headers: dict[str, tuple[Key, bytes]] = {}  # typ -> (active key, header)
+        self._iss_member = '{"iss":' + _quote(issuer)
 
     def __repr__(self) -> str:
         return f"Issuer(issuer={self.issuer!r})"
@@ -201,22 +229,24 @@ class Issuer:
         Claims: ``iss, sub, aud, exp, iat, jti`` always; ``sid``, ``scope`` (when non-empty),
         ``client_id`` and ``act`` (RFC 8693 §4.1, token exchange) when given.
         """
-        claims = self._base(sub, audience, self._ttl("access", ttl))
-        if sid is not None:
-            claims["sid"] = _identifier("sid", sid)
-        if client_id is not None:
-            claims["client_id"] = _identifier("client_id", client_id)
-            if sid is None and client_id == sub:
-                # That shape is a service token (kinds.token_kind); refuse the ambiguity.
-                raise InvalidClaims(
-                    "a user access token without sid must not have sub == client_id"
-                )
-        scope_text = normalize_scope(scope)
-        if scope_text:
-            claims["scope"] = scope_text
+        # access_ttl is within max_ttl["access"] (checked at construction): no _ttl call needed.
+        ttl = self.access_ttl if ttl is None else self._ttl("access", ttl)
         if act is not None:
+            # Token exchange only (a nested claim): the general path.
+            claims = self._base(sub, audience, ttl)
+            if sid is not None:
+                claims["sid"] = _identifier("sid", sid)
+            if client_id is not None:
+                claims["client_id"] = _identifier("client_id", client_id)
+            scope_text = normalize_scope(scope)
+            if scope_text:
+                claims["scope"] = scope_text
             claims["act"] = _actor(act)
-        return self._sign(claims, ACCESS_TYP)
+            return self._sign(_claims_json(claims), ACCESS_TYP)
+        if sid is None and client_id is not None and client_id == sub:
+            # That shape is a service token (kinds.token_kind); refuse the ambiguity.
+            raise InvalidClaims("a user access token without sid must not have sub == client_id")
+        return self._sign(self._access_json(sub, audience, ttl, sid, client_id, scope), ACCESS_TYP)
 
     def service_token(
         self,
@@ -228,12 +258,10 @@ class Issuer:
     ) -> str:
         """Mint a ``client_credentials`` access token: ``sub == client_id``, no ``sid``."""
         client_id = _identifier("client_id", client_id)
-        claims = self._base(client_id, audience, self._ttl("service", ttl))
-        claims["client_id"] = client_id
-        scope_text = normalize_scope(scope)
-        if scope_text:
-            claims["scope"] = scope_text
-        return self._sign(claims, ACCESS_TYP)
+        ttl = self._ttl("service", ttl)
+        return self._sign(
+            self._access_json(client_id, audience, ttl, None, client_id, scope), ACCESS_TYP
+        )
 
     def one_time_token(
         self,
@@ -257,7 +285,7 @@ class Issuer:
             if not isinstance(data, Mapping):
                 raise InvalidClaims("data must be a mapping")
             claims["data"] = dict(data)
-        return self._sign(claims, ONE_TIME_TYP)
+        return self._sign(_claims_json(claims), ONE_TIME_TYP)
 
     # -- shared steps ---------------------------------------------------------------------
 
@@ -284,20 +312,73 @@ class Issuer:
             "jti": _new_jti(),
         }
 
-    def _sign(self, claims: dict[str, Any], typ: str) -> str:
-        key = self.keyset.active
-        cache_key = (key.kid, key.alg, typ)
-        header = self._headers.get(cache_key)
-        if header is None:
-            # Same bytes as dojang.jose.sign_compact: exactly {"alg","kid","typ"}.
-            raw = json.dumps({"alg": key.alg, "kid": key.kid, "typ": typ}, separators=(",", ":"))
-            header = self._headers[cache_key] = _b64(raw.encode("utf-8"))
+    def _access_json(
+        self,
+        sub: str,
+        audience: str,
+        ttl: int,
+        sid: str | None,
+        client_id: str | None,
+        scope: str | Iterable[str],
+    ) -> str:
+        """The JSON of ``_base`` + ``sid``, ``client_id``, ``scope``, written in one go.
+
+        Access and service tokens are minted on every ``/auth/check`` miss and token request,
+        so their flat claim set is formatted directly instead of built as a dict and walked:
+        the same members in the same order, every string through the escaper ``json`` uses,
+        so the bytes are ``_encode_claims``'s (tests/tokens/test_issuer.py compares them).
+        """
+        # _identifier's rule written out (four calls per token otherwise); it raises the error.
+        if type(sub) is not str or not 0 < len(sub) <= MAX_ID_LENGTH:
+            _identifier("sub", sub)
+        if type(audience) is not str or not 0 < len(audience) <= MAX_ID_LENGTH:
+            _identifier("audience", audience)
+        if sid is not None and (type(sid) is not str or not 0 < len(sid) <= MAX_ID_LENGTH):
+            _identifier("sid", sid)
+        if client_id is not None and (
+            type(client_id) is not str or not 0 < len(client_id) <= MAX_ID_LENGTH
+        ):
+            _identifier("client_id", client_id)
         try:
-            body = _encode_claims(claims).encode("utf-8")
-        except (TypeError, ValueError) as exc:
-            raise InvalidClaims("claims must be JSON-serializable (no NaN/Infinity)") from exc
-        signing_input = header + b"." + _b64(body)
-        token = signing_input + b"." + _b64(key.sign(signing_input))
+            jti = _jti_pool.pop()
+        except IndexError:
+            jti = _new_jti.refill()
+        iat = int(self._clock.now())
+        # jti is base64url: nothing in it needs escaping.
+        body = (
+            f'{self._iss_member},"sub":{_quote(sub)},"aud":{_quote(audience)},'
+            f'"exp":{iat + ttl},"iat":{iat},"jti":"{jti}"'
+        )
+        if sid is not None:
+            body += ',"sid":' + _quote(sid)
+        if client_id is not None:
+            body += ',"client_id":' + _quote(client_id)
+        # normalize_scope's cache, looked up here first (one call per token otherwise).
+        scope_text = _NORMALIZED.get(scope) if type(scope) is str else None
+        if scope_text is None:
+            scope_text = normalize_scope(scope)
+        if scope_text:
+            body += ',"scope":' + _quote(scope_text)
+        return body + "}"
+
+    def _sign(self, body: str, typ: str) -> str:
+        key = self.keyset.active
+        cached = self._headers.get(typ)
+        if cached is None or cached[0] is not key:
+            # Same bytes as dojang.jose.sign_compact: exactly {"alg","kid","typ"}. Rebuilt when
+            # the active key changes (rotation).
+            raw = json.dumps({"alg": key.alg, "kid": key.kid, "typ": typ}, separators=(",", ":"))
+            cached = self._headers[typ] = (key, _b64(raw.encode("utf-8")))
+        header = cached[1]
+        try:
+            payload = body.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: not Unicode text, so not JSON
+            raise InvalidClaims("claims must be valid Unicode (no lone surrogates)") from None
+        # _b64 written out twice: this runs for every token minted.
+        b2a, urlsafe = _b2a, _URLSAFE
+        signing_input = header + b"." + b2a(payload, newline=False).translate(urlsafe).rstrip(b"=")
+        signature = b2a(key.sign(signing_input), newline=False).translate(urlsafe).rstrip(b"=")
+        token = signing_input + b"." + signature
         if len(token) > MAX_TOKEN_BYTES:
             raise TokenTooLarge(f"token would exceed {MAX_TOKEN_BYTES} bytes; trim data/scope")
         return token.decode("ascii")
