@@ -34,6 +34,7 @@ __all__ = [
     "MAX_TOKEN_BYTES",
     "decode_header",
     "decode_segments",
+    "decode_standard",
     "sign_compact",
     "split_compact",
     "verify_compact",

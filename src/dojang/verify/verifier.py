@@ -35,8 +35,7 @@ from dojang.errors import (
     WrongTokenType,
 )
 from dojang.jose import ALGORITHMS, Key, KeySet, parse_json_object
-from dojang.jose._b64 import decode_standard
-from dojang.jose.jws import decode_header, split_compact
+from dojang.jose.jws import decode_header, decode_standard, split_compact
 from dojang.verify.claims import SUBJECT_KINDS, SubjectKind, check_claims
 from dojang.verify.jwks import RemoteJwks, StaticKeys, static_keys
 from dojang.verify.revocation import RevocationView
@@ -274,12 +273,13 @@ class Verifier:
         # the same order either way, so a token meets the same error whether or not its
         # header was seen before.
         known = self._headers.get(header_b64)
-        header = decode_header(header_b64) if known is None else None
+        if known is None:
+            header = decode_header(header_b64)  # its errors come before the other segments'
         payload = decode_standard(payload_b64, "payload")
         signature = decode_standard(signature_b64, "signature")
-        if header is not None:
+        if known is None:
             known = self._admit_header(header_b64, header)
-        kid, alg = known  # type: ignore[misc]  # set on both branches above
+        kid, alg = known
         if self._key_retired is not None and self._key_retired(kid):
             # key.retired: a compromised key; a cached JWKS may still list it.
             raise RevokedToken("token is signed by a retired key")
