@@ -161,7 +161,7 @@ async def _authorization_code(
     if session is None:
         raise OAuthError("invalid_grant", "the session that authorised this code has ended")
     family_id = new_id()
-    body, jti, exp = await _mint(
+    body = await _mint(
         svc,
         client,
         session=session,
@@ -171,7 +171,17 @@ async def _authorization_code(
         amr=record.amr,
         nonce=record.nonce,
     )
-    await db.record_products(code_hash, family_id=family_id, access_jti=jti, access_exp=exp)
+    # Remembered so a replayed code can revoke what it produced (RFC 6749 §4.1.2).
+    claims = parse_json_object(decode_segments(body["access_token"])[1])
+    jti, exp = claims.get("jti"), claims.get("exp")
+    await db.record_products(
+        code_hash,
+        family_id=family_id,
+        access_jti=str(jti),
+        access_exp=float(exp)
+        if isinstance(exp, int | float)
+        else svc.clock.now() + svc.issuer.access_ttl,
+    )
     await svc.audit.record(
         "oidc.code_redeemed", actor=client.client_id, subject=session.user_id, sid=session.sid
     )
@@ -206,7 +216,7 @@ async def _refresh(svc: Services, client: OIDCClient, form: dict[str, str]) -> d
         "oidc.refreshed", actor=client.client_id, subject=session.user_id, sid=session.sid
     )
     try:
-        body, _, _ = await _mint(
+        body = await _mint(
             svc,
             client,
             session=session,
@@ -254,8 +264,8 @@ async def _mint(
     nonce: str | None,
     rotates: str | None = None,
     audit_row: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], str, float]:
-    """Access token + ID token + a new refresh token of ``family_id``.
+) -> dict[str, Any]:
+    """Access token + ID token + a new refresh token of ``family_id``: the token response.
 
     ``rotates``: the hash of the refresh token this one replaces. Retiring it and storing the
     successor is one transaction, so exactly one of two concurrent uses wins (the other
@@ -309,6 +319,4 @@ async def _mint(
             nonce=nonce,
         ),
     }
-    claims = parse_json_object(decode_segments(access)[1])
-    jti, exp = claims.get("jti"), claims.get("exp")
-    return body, str(jti), float(exp) if isinstance(exp, int | float) else now + ttl
+    return body
