@@ -52,6 +52,15 @@ _HEADER_CACHE: dict[bytes, dict[str, object]] = {}
 _HEADER_CACHE_SIZE = 256
 
 
+# Signing: json.dumps with non-default options builds a new encoder on every call, so the two
+# encoders are built once; the header segment for each (kid, alg, typ) is encoded once.
+_encode_header = json.JSONEncoder(separators=(",", ":")).encode
+_encode_payload = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+_SIGNED_HEADERS: dict[tuple[str, str, str], str] = {}
+
+
 def _check_header(header: dict[str, object]) -> None:
     extra = header.keys() - _ALLOWED_HEADER
     if extra:
@@ -146,15 +155,18 @@ def sign_compact(payload: Mapping[str, object] | bytes, key: Key, *, typ: str) -
     The header is exactly ``{"alg": key.alg, "kid": key.kid, "typ": typ}``; a mapping payload is
     serialized as compact JSON; InvalidClaims if it is not JSON (NaN, sets, objects).
     """
-    header = {"alg": key.alg, "kid": key.kid, "typ": typ}
-    header_b64 = b64url_encode(json.dumps(header, separators=(",", ":")).encode("utf-8"))
+    header_b64 = _SIGNED_HEADERS.get((key.kid, key.alg, typ))
+    if header_b64 is None:
+        header = {"alg": key.alg, "kid": key.kid, "typ": typ}
+        header_b64 = b64url_encode(_encode_header(header).encode("utf-8"))
+        if len(_SIGNED_HEADERS) >= _HEADER_CACHE_SIZE:
+            _SIGNED_HEADERS.clear()
+        _SIGNED_HEADERS[(key.kid, key.alg, typ)] = header_b64
     if isinstance(payload, bytes):
         body = payload
     else:
         try:
-            body = json.dumps(
-                dict(payload), separators=(",", ":"), ensure_ascii=False, allow_nan=False
-            ).encode("utf-8")
+            body = _encode_payload(dict(payload)).encode("utf-8")
         except (TypeError, ValueError) as exc:  # NaN, sets, objects: not a JSON claim set
             raise InvalidClaims(f"payload is not serializable as JSON: {exc}") from None
     signing_input = f"{header_b64}.{b64url_encode(body)}"
