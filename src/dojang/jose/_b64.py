@@ -12,12 +12,11 @@ string.
 
 from __future__ import annotations
 
-import base64
 import binascii
 
 from dojang.errors import MalformedToken
 
-__all__ = ["b64url_decode", "b64url_encode", "decode_standard", "to_standard"]
+__all__ = ["b64url", "b64url_decode", "b64url_encode", "decode_standard", "to_standard"]
 
 # Map the URL alphabet onto the standard one for binascii, and map every character that is
 # legal in standard base64 but not in unpadded base64url ("+", "/", "=") to "!", which the
@@ -37,12 +36,21 @@ _LAST: tuple[frozenset[int], ...] = (
     frozenset(_URL[i] for i in range(0, 64, 4)),
 )
 _PADDING = (b"", b"", b"==", b"=")
+_TO_URL = bytes.maketrans(b"+/", b"-_")
 _a2b = binascii.a2b_base64
+_b2a = binascii.b2a_base64
+
+
+def b64url(data: bytes) -> bytes:
+    """Encode ``data`` as unpadded base64url bytes."""
+    # base64.urlsafe_b64encode without its two Python-level wrappers: every token minted
+    # encodes its payload and signature here.
+    return _b2a(data, newline=False).translate(_TO_URL).rstrip(b"=")
 
 
 def b64url_encode(data: bytes) -> str:
     """Encode ``data`` as unpadded base64url text."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return b64url(data).decode("ascii")
 
 
 def to_standard(data: bytes) -> bytes:
@@ -77,4 +85,4 @@ def b64url_decode(text: str, what: str = "segment") -> bytes:
         raw = text.encode("ascii")
     except UnicodeEncodeError:
         raise MalformedToken(f"{what} is not unpadded base64url") from None
-    return decode_standard(raw.translate(_TO_STANDARD), what)
+    return decode_standard(to_standard(raw), what)

@@ -50,12 +50,10 @@ def _parse_float(text: str) -> float:
 _DECODER = json.JSONDecoder(
     object_pairs_hook=_pairs_hook, parse_constant=_reject_constant, parse_float=_parse_float
 )
-# The decoder's scanner, called directly (typeshed types its argument as a scanner context;
-# a JSONDecoder is what it reads the hooks from).
-_SCAN = make_scanner(cast(Any, _DECODER))
-# The same grammar with each object returned as its list of (name, value) pairs, built in C
-# without calling _pairs_hook: parse_json_object uses it for flat documents, where the only
-# object is the top-level one and the duplicate check can be done once, inline.
+# The decoder's grammar with each object returned as its list of (name, value) pairs, built in
+# C without calling _pairs_hook: parse_json_object uses it for flat documents, where the only
+# object is the top-level one and the duplicate check can be done once, inline. (typeshed types
+# make_scanner's argument as a scanner context; a JSONDecoder is what it reads the hooks from.)
 _SCAN_PAIRS = make_scanner(
     cast(
         Any,
@@ -112,15 +110,7 @@ def parse_json_object(data: bytes, what: str = "JSON") -> dict[str, object]:
                 raise MalformedToken(f"{what}: duplicate member name")
             return obj
     try:
-        # The scanner alone reads a compact document (what every issuer emits) without the two
-        # whitespace regex matches JSONDecoder.decode adds around it; surrounding whitespace,
-        # trailing data and errors take the full decoder, which answers exactly as before.
-        try:
-            obj, end = _SCAN(text, 0)
-        except StopIteration:
-            end = -1
-        if end != len(text):
-            obj = _DECODER.decode(text)
+        obj = _DECODER.decode(text)
         # Cheap pre-checks keep the common case free of a Python-level walk: depth can only
         # exceed MAX_DEPTH with more than MAX_DEPTH brackets, and a lone surrogate can only
         # appear through a \u escape (strict UTF-8 decoding already refused encoded ones).

@@ -25,7 +25,7 @@ from dojang.errors import (
     UnknownKey,
     UnsupportedHeader,
 )
-from dojang.jose._b64 import _TO_STANDARD, b64url_encode, decode_standard
+from dojang.jose._b64 import b64url, decode_standard, to_standard
 from dojang.jose._json import parse_json_object
 from dojang.jose.jwk import MAX_KID_LENGTH, Key
 from dojang.jose.keyset import KeySet
@@ -58,7 +58,7 @@ _encode_header = json.JSONEncoder(separators=(",", ":")).encode
 _encode_payload = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
-_SIGNED_HEADERS: dict[tuple[str, str, str], str] = {}
+_SIGNED_HEADERS: dict[tuple[str, str, str], bytes] = {}
 
 
 def _check_header(header: dict[str, object]) -> None:
@@ -110,7 +110,7 @@ def split_compact(token: str | bytes) -> tuple[bytes, bytes, bytes, bytes]:
         raise MalformedToken("token must be str or bytes")
     # One to_standard pass for the whole token; "." survives it, so splitting afterwards gives
     # the same segments as splitting first.
-    parts = data.translate(_TO_STANDARD).split(b".")  # to_standard, written out (hot path)
+    parts = to_standard(data).split(b".")
     if len(parts) != 3:
         raise MalformedToken("token must have exactly three segments")
     header, payload, signature = parts
@@ -155,13 +155,13 @@ def sign_compact(payload: Mapping[str, object] | bytes, key: Key, *, typ: str) -
     The header is exactly ``{"alg": key.alg, "kid": key.kid, "typ": typ}``; a mapping payload is
     serialized as compact JSON; InvalidClaims if it is not JSON (NaN, sets, objects).
     """
-    header_b64 = _SIGNED_HEADERS.get((key.kid, key.alg, typ))
-    if header_b64 is None:
-        header = {"alg": key.alg, "kid": key.kid, "typ": typ}
-        header_b64 = b64url_encode(_encode_header(header).encode("utf-8"))
+    cache_key = (key.kid, key.alg, typ)
+    header = _SIGNED_HEADERS.get(cache_key)
+    if header is None:
+        header = b64url(_encode_header({"alg": key.alg, "kid": key.kid, "typ": typ}).encode())
         if len(_SIGNED_HEADERS) >= _HEADER_CACHE_SIZE:
             _SIGNED_HEADERS.clear()
-        _SIGNED_HEADERS[(key.kid, key.alg, typ)] = header_b64
+        _SIGNED_HEADERS[cache_key] = header
     if isinstance(payload, bytes):
         body = payload
     else:
@@ -169,12 +169,11 @@ def sign_compact(payload: Mapping[str, object] | bytes, key: Key, *, typ: str) -
             body = _encode_payload(dict(payload)).encode("utf-8")
         except (TypeError, ValueError) as exc:  # NaN, sets, objects: not a JSON claim set
             raise InvalidClaims(f"payload is not serializable as JSON: {exc}") from None
-    signing_input = f"{header_b64}.{b64url_encode(body)}"
-    signature = key.sign(signing_input.encode("ascii"))
-    token = f"{signing_input}.{b64url_encode(signature)}"
+    signing_input = header + b"." + b64url(body)
+    token = signing_input + b"." + b64url(key.sign(signing_input))
     if len(token) > MAX_TOKEN_BYTES:
         raise TokenTooLarge(f"signed token longer than {MAX_TOKEN_BYTES} bytes")
-    return token
+    return token.decode("ascii")
 
 
 def verify_compact(

@@ -85,14 +85,12 @@ class KeySet:
     those views do not look at the time at all.
     """
 
-    __slots__ = ("_active_hint", "_by_kid", "_entries", "clock", "rejected")
+    __slots__ = ("_by_kid", "_entries", "clock", "rejected")
 
     def __init__(self, *, clock: Clock | None = None) -> None:
         """Create an empty key set; use ``generate``, ``load`` or ``from_jwks``."""
         self._entries: list[_Entry] = []
         self._by_kid: dict[str, _Entry] = {}
-        # The entry last found active; re-checked on every use, since states change in place.
-        self._active_hint: _Entry | None = None
         self.rejected: list[str] = []
         self.clock = clock
 
@@ -277,12 +275,8 @@ class KeySet:
     @property
     def active(self) -> Key:
         """The key that signs now; KeyFileError if there is none."""
-        hint = self._active_hint
-        if hint is not None and hint.state == "active":
-            return hint.key  # every token minted asks; the scan below runs after a rotation
         for entry in self._entries:
             if entry.state == "active":
-                self._active_hint = entry
                 return entry.key
         raise KeyFileError("the key set has no active signing key")
 

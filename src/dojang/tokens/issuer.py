@@ -5,15 +5,14 @@ Claim sets are fixed per kind (RFC 9068 §2.2 for access tokens) and carry no pe
 checked against per-kind maxima at issue time, so a misconfigured caller gets an error instead
 of a long-lived bearer credential.
 
-Issuance is on the hot path of ``/auth/check`` and the token endpoint, so the header segment
-is encoded once per (key, typ), scope strings already checked are remembered, ``jti`` values
-come from a buffer of ``os.urandom`` bytes, and the claims are serialized once, compactly: the
-only per-token work beyond the signature is one ``json`` call and two base64 encodings.
+Issuance is on the hot path of ``/auth/check`` and the token endpoint, so scope strings
+already checked are remembered, ``jti`` values come from a buffer of ``os.urandom`` bytes, and
+access and service tokens format their flat claim set directly; signing is
+``dojang.jose.sign_compact``, which encodes each header segment once.
 """
 
 from __future__ import annotations
 
-import binascii
 import json
 import os
 import re
@@ -22,8 +21,9 @@ from json.encoder import encode_basestring
 from typing import Any, Final
 
 from dojang.clock import SYSTEM_CLOCK, Clock
-from dojang.errors import ConfigError, InvalidClaims, LifetimeTooLong, TokenTooLarge
-from dojang.jose import MAX_TOKEN_BYTES, Key, KeySet
+from dojang.errors import ConfigError, InvalidClaims, LifetimeTooLong
+from dojang.jose import KeySet, sign_compact
+from dojang.jose._b64 import b64url_encode
 from dojang.tokens.kinds import (
     ACCESS_TYP,
     DEFAULT_MAX_TTL,
@@ -38,53 +38,14 @@ MAX_ID_LENGTH: Final = 255
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-_KEY_FRAGMENTS: dict[str, str] = {}
 _quote = encode_basestring  # a str as JSON, exactly as the encoder writes it (no ensure_ascii)
-
-
-def _encode_claims(claims: dict[str, Any]) -> str:
-    """``_ENCODE(claims)``, faster for the flat claim sets every kind mints.
-
-    Strings go through the very escaper ``json`` uses with ``ensure_ascii=False`` and ints
-    through ``int.__repr__``, exactly as the encoder writes them; any other value (a nested
-    ``act`` or ``data``, a float, a bool) hands the whole dict to the encoder. The output is
-    byte for byte the encoder's (tests/tokens/test_issuer.py holds the two together).
-    """
-    parts = []
-    for name, value in claims.items():
-        fragment = _KEY_FRAGMENTS.get(name)
-        if fragment is None:
-            if type(name) is not str:
-                return _ENCODE(claims)
-            fragment = encode_basestring(name) + ":"
-            if len(_KEY_FRAGMENTS) < 64:
-                _KEY_FRAGMENTS[name] = fragment
-        kind = type(value)
-        if kind is str:
-            parts.append(fragment + encode_basestring(value))
-        elif kind is int:
-            parts.append(fragment + int.__repr__(value))
-        else:
-            return _ENCODE(claims)
-    return "{" + ",".join(parts) + "}"
 
 
 def _claims_json(claims: dict[str, Any]) -> str:
     try:
-        return _encode_claims(claims)
+        return _ENCODE(claims)
     except (TypeError, ValueError) as exc:
         raise InvalidClaims("claims must be JSON-serializable (no NaN/Infinity)") from exc
-
-
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-
-
-_b2a = binascii.b2a_base64
-
-
-def _b64(data: bytes) -> bytes:
-    # base64.urlsafe_b64encode without its two Python-level wrappers (hot path).
-    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 class _JtiSource:
@@ -93,9 +54,7 @@ class _JtiSource:
     The bytes are drawn 4 KiB at a time, so minting a token costs no system call of its own;
     they are the same CSPRNG output ``secrets.token_urlsafe(16)`` would give. A jti is a
     unique name, not a secret, and every byte is used once. A forked child starts with an
-    empty buffer, so parent and child never hand out the same ids.
-
-    The hot path pops ``ids`` itself (one C call) and calls ``refill`` only when it is empty.
+    empty buffer, so parent and child never hand out the same ids. ``take`` gives the next.
     """
 
     _BATCH = 256
@@ -114,19 +73,19 @@ class _JtiSource:
         spaced = bytearray(18 * self._BATCH)
         for i in range(16):
             spaced[i::18] = raw[i::16]
-        text = _b64(bytes(spaced)).decode("ascii")
+        text = b64url_encode(bytes(spaced))
         self.ids.extend([text[i : i + 22] for i in range(0, len(text), 24)])
         return self.ids.pop()
 
-    def __call__(self) -> str:
+    def take(self) -> str:
+        """The next unused id."""
         try:
             return self.ids.pop()
         except IndexError:
             return self.refill()
 
 
-_new_jti = _JtiSource()
-_jti_pool = _new_jti.ids  # the same list; refill extends it in place
+_new_jti = _JtiSource().take
 
 
 def _identifier(name: str, value: object) -> str:
@@ -205,7 +164,6 @@ class Issuer:
         self.access_ttl = access_ttl
         self.max_ttl: Mapping[Kind, int] = limits
         self._clock = clock
-        self._headers: dict[str, tuple[Key, bytes]] = {}  # typ -> (active key, header)
         self._iss_member = '{"iss":' + _quote(issuer)
 
     def __repr__(self) -> str:
@@ -229,24 +187,15 @@ class Issuer:
         Claims: ``iss, sub, aud, exp, iat, jti`` always; ``sid``, ``scope`` (when non-empty),
         ``client_id`` and ``act`` (RFC 8693 §4.1, token exchange) when given.
         """
-        # access_ttl is within max_ttl["access"] (checked at construction): no _ttl call needed.
-        ttl = self.access_ttl if ttl is None else self._ttl("access", ttl)
-        if act is not None:
-            # Token exchange only (a nested claim): the general path.
-            claims = self._base(sub, audience, ttl)
-            if sid is not None:
-                claims["sid"] = _identifier("sid", sid)
-            if client_id is not None:
-                claims["client_id"] = _identifier("client_id", client_id)
-            scope_text = normalize_scope(scope)
-            if scope_text:
-                claims["scope"] = scope_text
-            claims["act"] = _actor(act)
-            return self._sign(_claims_json(claims), ACCESS_TYP)
+        ttl = self._ttl("access", ttl)
         if sid is None and client_id is not None and client_id == sub:
             # That shape is a service token (kinds.token_kind); refuse the ambiguity.
             raise InvalidClaims("a user access token without sid must not have sub == client_id")
-        return self._sign(self._access_json(sub, audience, ttl, sid, client_id, scope), ACCESS_TYP)
+        body = self._access_json(sub, audience, ttl, sid, client_id, scope)
+        if act is not None:
+            # RFC 8693 §4.1 (token exchange): the last member, so the order stays json's.
+            body = f'{body[:-1]},"act":{_claims_json(_actor(act))}}}'
+        return self._sign(body, ACCESS_TYP)
 
     def service_token(
         self,
@@ -293,7 +242,8 @@ class Issuer:
         if ttl is None:
             if kind == "one_time":
                 raise InvalidClaims("one-time tokens need an explicit ttl")
-            ttl = min(self.access_ttl, self.max_ttl[kind])
+            # Both were checked at construction: whole seconds, within the kind's maximum.
+            return min(self.access_ttl, self.max_ttl[kind])
         if type(ttl) is not int or ttl < 1:
             raise InvalidClaims("ttl must be a positive whole number of seconds")
         limit = self.max_ttl[kind]
@@ -326,23 +276,16 @@ class Issuer:
         Access and service tokens are minted on every ``/auth/check`` miss and token request,
         so their flat claim set is formatted directly instead of built as a dict and walked:
         the same members in the same order, every string through the escaper ``json`` uses,
-        so the bytes are ``_encode_claims``'s (tests/tokens/test_issuer.py compares them).
+        so the bytes are ``json``'s for the same dict (tests/tokens/test_issuer.py compares
+        them).
         """
-        # _identifier's rule written out (four calls per token otherwise); it raises the error.
-        if type(sub) is not str or not 0 < len(sub) <= MAX_ID_LENGTH:
-            _identifier("sub", sub)
-        if type(audience) is not str or not 0 < len(audience) <= MAX_ID_LENGTH:
-            _identifier("audience", audience)
-        if sid is not None and (type(sid) is not str or not 0 < len(sid) <= MAX_ID_LENGTH):
+        _identifier("sub", sub)
+        _identifier("audience", audience)
+        if sid is not None:
             _identifier("sid", sid)
-        if client_id is not None and (
-            type(client_id) is not str or not 0 < len(client_id) <= MAX_ID_LENGTH
-        ):
+        if client_id is not None:
             _identifier("client_id", client_id)
-        try:
-            jti = _jti_pool.pop()
-        except IndexError:
-            jti = _new_jti.refill()
+        jti = _new_jti()
         iat = int(self._clock.now())
         # jti is base64url: nothing in it needs escaping.
         body = (
@@ -353,35 +296,17 @@ class Issuer:
             body += ',"sid":' + _quote(sid)
         if client_id is not None:
             body += ',"client_id":' + _quote(client_id)
-        # normalize_scope's cache, looked up here first (one call per token otherwise).
-        scope_text = _NORMALIZED.get(scope) if type(scope) is str else None
-        if scope_text is None:
-            scope_text = normalize_scope(scope)
+        scope_text = normalize_scope(scope)
         if scope_text:
             body += ',"scope":' + _quote(scope_text)
         return body + "}"
 
     def _sign(self, body: str, typ: str) -> str:
-        key = self.keyset.active
-        cached = self._headers.get(typ)
-        if cached is None or cached[0] is not key:
-            # Same bytes as dojang.jose.sign_compact: exactly {"alg","kid","typ"}. Rebuilt when
-            # the active key changes (rotation).
-            raw = json.dumps({"alg": key.alg, "kid": key.kid, "typ": typ}, separators=(",", ":"))
-            cached = self._headers[typ] = (key, _b64(raw.encode("utf-8")))
-        header = cached[1]
         try:
             payload = body.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: not Unicode text, so not JSON
             raise InvalidClaims("claims must be valid Unicode (no lone surrogates)") from None
-        # _b64 written out twice: this runs for every token minted.
-        b2a, urlsafe = _b2a, _URLSAFE
-        signing_input = header + b"." + b2a(payload, newline=False).translate(urlsafe).rstrip(b"=")
-        signature = b2a(key.sign(signing_input), newline=False).translate(urlsafe).rstrip(b"=")
-        token = signing_input + b"." + signature
-        if len(token) > MAX_TOKEN_BYTES:
-            raise TokenTooLarge(f"token would exceed {MAX_TOKEN_BYTES} bytes; trim data/scope")
-        return token.decode("ascii")
+        return sign_compact(payload, self.keyset.active, typ=typ)
 
 
 def _actor(act: Mapping[str, Any]) -> dict[str, Any]:
