@@ -67,6 +67,10 @@ def required_date(claims: dict[str, Any], name: str) -> float:
     return value
 
 
+def _is_identifier(value: object) -> bool:
+    return type(value) is str and 0 < len(value) <= MAX_ID_LENGTH
+
+
 def check_subject_kind(claims: dict[str, Any], kind: SubjectKind | None) -> None:
     """Raise WrongSubjectKind unless the token acts for the ``kind`` of subject required.
 
@@ -103,9 +107,8 @@ def check_claims(
     ``exp - iat`` may not exceed ``max_lifetime`` (no leeway: it is not a clock comparison);
     ``subject_kind`` optionally insists on a user or a service token (``check_subject_kind``).
     """
-    # Written out rather than looped over helpers: this runs on every verified request, and
-    # each branch below is the common case's only cost. Unusual values (floats, nulls, errors)
-    # go through the same helpers as everything else.
+    # Runs on every verified request: whole-number dates (what issuers emit) are checked here,
+    # anything else (floats, nulls, errors) through required_date/numeric_date.
     get = claims.get
     iss = get("iss")
     if type(iss) is not str or iss != issuer:
@@ -115,17 +118,11 @@ def check_claims(
         # RFC 8725 §3.9: a token for another audience must not be replayable here. Arrays are
         # refused even with one element: our issuer never emits them.
         raise InvalidClaims("aud claim must be exactly the expected audience")
-    sub = get("sub")
-    if type(sub) is not str or not sub or len(sub) > MAX_ID_LENGTH:
+    if not _is_identifier(get("sub")):
         raise InvalidClaims("sub claim must be a non-empty string")
-    jti = get("jti")
-    if type(jti) is not str or not jti or len(jti) > MAX_ID_LENGTH:
+    if not _is_identifier(get("jti")):
         raise InvalidClaims("jti claim must be a non-empty string")
-    sid = get("sid")
-    if sid is not None:
-        if type(sid) is not str or not sid or len(sid) > MAX_ID_LENGTH:
-            raise InvalidClaims("sid claim must be a non-empty string")
-    elif "sid" in claims:
+    if "sid" in claims and not _is_identifier(claims["sid"]):
         raise InvalidClaims("sid claim must be a non-empty string")
     scope = get("scope")
     if scope is not None and type(scope) is not str:
