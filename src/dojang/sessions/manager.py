@@ -24,7 +24,7 @@ from dojang.sessions.ids import (
     new_csrf_secret,
     new_sid,
 )
-from dojang.sessions.model import USER_AGENT_MAX, Session, encode_data
+from dojang.sessions.model import USER_AGENT_MAX, Session, encode_data, expiry
 from dojang.sessions.store import Brief, CannotAnswerNow, SessionStore
 
 IP_MAX = 64
@@ -168,7 +168,7 @@ class SessionManager:
         once per ``policy.touch_interval``; the returned session shows what the store holds.
         """
         key, session, now = await self._load(cookie_value)
-        if now - session.last_seen >= self.policy.touch_interval:
+        if self._touch_due(session.last_seen, now):
             await self.store.touch(key, now)
             session.last_seen = now
         return session
@@ -196,11 +196,15 @@ class SessionManager:
         sid, user_id, last_seen, idle_timeout, absolute_expires_at = brief
         now = self._clock.now()
         # The same rules as load(): Session.is_expired and the touch interval.
-        if now >= min(last_seen + idle_timeout, absolute_expires_at):
+        if now >= expiry(last_seen, idle_timeout, absolute_expires_at):
             return None
-        if now - last_seen >= self.policy.touch_interval:
+        if self._touch_due(last_seen, now):
             return None
         return user_id, sid
+
+    def _touch_due(self, last_seen: float, now: float) -> bool:
+        # Sliding expiry writes last_seen at most once per touch_interval.
+        return now - last_seen >= self.policy.touch_interval
 
     async def rotate(
         self, cookie_value: str, *, methods: Sequence[str] | None = None

@@ -37,11 +37,16 @@ class Session:
     @property
     def expires_at(self) -> float:
         """When the session dies unless it is used again: idle or absolute, whichever is first."""
-        return min(self.last_seen + self.idle_timeout, self.absolute_expires_at)
+        return expiry(self.last_seen, self.idle_timeout, self.absolute_expires_at)
 
     def is_expired(self, now: float) -> bool:
         """Tell whether the session is dead at ``now``."""
         return now >= self.expires_at
+
+
+def expiry(last_seen: float, idle_timeout: float, absolute_expires_at: float) -> float:
+    """``Session.expires_at`` from the three fields alone (for lookups that build no Session)."""
+    return min(last_seen + idle_timeout, absolute_expires_at)
 
 
 def encode_data(data: dict[str, Any]) -> str:
