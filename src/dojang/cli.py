@@ -659,22 +659,20 @@ def _record_key_changes(
 @keys_app.command("list")
 def keys_list(data_dir: Path | None = DataDirOpt) -> None:
     """List signing keys with their state (next, active, retired)."""
-    import time
-
+    from dojang.clock import SYSTEM_CLOCK
     from dojang.jose import KeySet
 
     settings = _settings(data_dir=data_dir)
     try:
-        keyset = KeySet.load(_keyset_path(settings))
+        # With a clock, `kid in keyset` applies the use-time expiry of retired keys.
+        keyset = KeySet.load(_keyset_path(settings), clock=SYSTEM_CLOCK)
     except DojangError as exc:
         _fail(str(exc), 1)
         return
-    now = time.time()
     table = Table("kid", "alg", "state", "created", "published", "retire after")
     for row in keyset.describe():
-        retire = _num(row.get("retire_after"))
         state = str(row["state"])
-        if state == "retired" and retire is not None and retire <= now:
+        if row["kid"] not in keyset:
             # Already neither published nor trusted by servers; `keys purge` removes it.
             state = "retired (expired)"
         table.add_row(
@@ -683,7 +681,7 @@ def keys_list(data_dir: Path | None = DataDirOpt) -> None:
             state,
             _fmt_time(_num(row.get("created_at"))),
             _fmt_time(_num(row.get("published_at"))),
-            _fmt_time(retire),
+            _fmt_time(_num(row.get("retire_after"))),
         )
     out.print(table)
 

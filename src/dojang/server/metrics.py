@@ -74,14 +74,10 @@ class ForwardAuthStats(Collector):
             checks.add_metric([str(status)], count)
         checks.add_metric(["other"], self.other)
         yield checks
-        cumulative, points = 0, []
-        for bound, count in zip((*_CHECK_BUCKETS, float("inf")), self.buckets, strict=True):
-            cumulative += count
-            points.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
         yield HistogramMetricFamily(
             "dojang_auth_check_seconds",
             "Forward-auth handling time.",
-            buckets=points,
+            buckets=_cumulative(_CHECK_BUCKETS, self.buckets),
             sum_value=self.seconds,
         )
 

@@ -125,8 +125,13 @@ def _token_response(token: str, ttl: int, scope: str) -> dict[str, Any]:
     return body
 
 
-async def client_credentials(svc: Services, client: Client, form: dict[str, str]) -> dict[str, Any]:
-    """RFC 6749 §4.4: a service token for one of the client's audiences."""
+async def client_credentials(
+    svc: Services, client: Client, form: dict[str, str]
+) -> tuple[dict[str, Any], str]:
+    """RFC 6749 §4.4: a service token for one of the client's audiences.
+
+    Returns the token response and the audience chosen (for the audit record).
+    """
     audience = form.get("audience") or form.get("resource")
     if audience is None:
         if len(client.grants) != 1:
@@ -137,7 +142,7 @@ async def client_credentials(svc: Services, client: Client, form: dict[str, str]
     scope = _requested_scope(form.get("scope"), client.grants[audience])
     ttl = svc.issuer.access_ttl
     token = svc.issuer.service_token(client_id=client.client_id, audience=audience, scope=scope)
-    return _token_response(token, ttl, scope)
+    return _token_response(token, ttl, scope), audience
 
 
 async def verify_own_access_token(

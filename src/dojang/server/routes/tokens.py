@@ -139,7 +139,7 @@ async def token_endpoint(request: Request) -> Response:
             raise OAuthError("unsupported_grant_type", f"grant_type {grant[:64]!r} not supported")
         client = await oauth.authenticate_client(svc, request.headers.get("authorization"), form)
         if grant == CLIENT_CREDENTIALS:
-            body = await oauth.client_credentials(svc, client, form)
+            body, audience = await oauth.client_credentials(svc, client, form)
             await audit(
                 request,
                 "token.minted",
@@ -147,9 +147,7 @@ async def token_endpoint(request: Request) -> Response:
                 subject=client.client_id,
                 kind="service",
                 client=client.client_id,
-                # The audience client_credentials chose (it succeeded, so with none named
-                # the client has exactly one): read from the form, not by decoding the token.
-                audience=form.get("audience") or form.get("resource") or next(iter(client.grants)),
+                audience=audience,
                 scope=body.get("scope", ""),
             )
         else:
